@@ -1,0 +1,83 @@
+"""Platform files (YAML): a whole platform in one document, see docs/platform-file.md.
+
+``load_platform`` reads and validates the document and expands counted groups
+(``node-[1-50]``) into single vnodes. Cross-object checks (references, address
+uniqueness) happen in the coordinator's planner, the one place that knows the
+existing platform too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from pydistem.errors import ValidationError
+from pydistem.model.names import expand_group
+from pydistem.model.specs import VNetwork, VNode
+from pydistem.model.validate import parse
+
+TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "testbed", "daemon")
+
+
+class Platform(BaseModel):
+    """A validated platform: vnetworks and (expanded) vnodes, plus testbed/daemon options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vnetworks: list[VNetwork] = Field(default_factory=list)
+    vnodes: list[VNode] = Field(default_factory=list)
+    testbed: dict[str, Any] | None = None
+    daemon: dict[str, Any] | None = None
+
+
+def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
+    """Validate a platform document already parsed from YAML or JSON."""
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ValidationError(source, "a platform file is a mapping with keys vnetworks, vnodes")
+    for key in doc:
+        if key not in TOP_LEVEL_KEYS:
+            raise ValidationError(str(key), f"unknown top-level key (known: {TOP_LEVEL_KEYS})")
+    vnetworks = [
+        parse(VNetwork, item, f"vnetworks[{i}]") for i, item in enumerate(_list(doc, "vnetworks"))
+    ]
+    vnodes: list[VNode] = []
+    for i, item in enumerate(_list(doc, "vnodes")):
+        if not isinstance(item, dict):
+            raise ValidationError(f"vnodes[{i}]", "must be a mapping")
+        pattern = item.get("name")
+        if not isinstance(pattern, str):
+            raise ValidationError(f"vnodes[{i}].name", "is required (a name or 'node-[1-50]')")
+        for name in expand_group(pattern, f"vnodes[{i}].name"):
+            vnodes.append(parse(VNode, {**item, "name": name}, f"vnodes[{i}]"))
+    for key in ("testbed", "daemon"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise ValidationError(key, "must be a mapping")
+    return Platform(
+        vnetworks=vnetworks, vnodes=vnodes, testbed=doc.get("testbed"), daemon=doc.get("daemon")
+    )
+
+
+def load_platform(path: str | Path) -> Platform:
+    """Read a YAML platform file; ValidationError names the file's bad field."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ValidationError("file", f"cannot read {p}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError("file", f"{p} is not valid YAML: {exc}") from None
+    return platform_from_dict(doc, str(p))
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise ValidationError(key, "must be a list")
+    return value

@@ -1,0 +1,237 @@
+"""The typed platform model: what a platform is made of, validated once at the edge.
+
+PNode, VNetwork, VNode, VIface, VFilesystem and the per-direction Traffic limits.
+Everything behind the edges (REST, CLI, platform file) trusts these objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pydistem.errors import ValidationError
+from pydistem.model import names, units
+from pydistem.model.images import check_image_url
+
+VNodeStatus = Literal["INIT", "CONFIGURING", "RUNNING", "DOWN", "FROZEN", "FAILED"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Traffic(_Model):
+    """Limits on one direction of a viface. Values are kept as the user wrote them."""
+
+    bandwidth: str | None = None
+    latency: str | None = None
+    jitter: str | None = None
+    jitter_distribution: Literal["normal", "pareto", "paretonormal", "uniform"] | None = None
+    loss: str | None = None
+    duplication: str | None = None
+    corruption: str | None = None
+    reordering: str | None = None
+    queue: str | None = None
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Any:
+        if v is not None:
+            units.parse_rate("bandwidth", v)
+            return str(v)
+        return v
+
+    @field_validator("latency", "jitter", mode="before")
+    @classmethod
+    def _time(cls, v: Any, info: Any) -> Any:
+        if v is not None:
+            units.parse_duration(info.field_name, v)
+            return str(v)
+        return v
+
+    @field_validator("loss", "duplication", "corruption", "reordering", mode="before")
+    @classmethod
+    def _pct(cls, v: Any, info: Any) -> Any:
+        if v is not None:
+            units.parse_percent(info.field_name, v)
+            return str(v)
+        return v
+
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _queue(cls, v: Any) -> Any:
+        if v is not None:
+            units.parse_size("queue", v)
+            return str(v)
+        return v
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.model_dump().values())
+
+
+class VIface(_Model):
+    """A virtual interface of a vnode, attached to one vnetwork."""
+
+    name: str
+    vnetwork: str | None = None
+    address: str | None = None  # an IPv4 address; allocated when not given
+    macaddress: str | None = None
+    default: bool = False
+    input: Traffic | None = None
+    output: Traffic | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return names.check_name("name", v, names.VIFACE_MAX)
+
+    @field_validator("vnetwork")
+    @classmethod
+    def _vnet(cls, v: str | None) -> str | None:
+        return None if v is None else names.check_name("vnetwork", v, names.VNETWORK_MAX)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _addr(cls, v: Any) -> Any:
+        if v is None or v == "":
+            return None
+        text = str(v)
+        try:
+            iface = ipaddress.IPv4Interface(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an IPv4 address") from exc
+        return str(iface.ip)
+
+    @field_validator("macaddress")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.fullmatch(r"(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", v):
+            raise ValueError(f"{v!r} is not a MAC address like 02:00:00:00:00:01")
+        if int(v[:2], 16) & 1:
+            raise ValueError(f"{v!r} is a multicast MAC address")
+        return v.lower()
+
+
+class VFilesystem(_Model):
+    """The root filesystem of a vnode: an image URL, shared (overlay) or copied."""
+
+    image: str
+    shared: bool = True
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        return check_image_url("image", v)
+
+
+class SshKey(_Model):
+    """SSH keys installed in the vnode's root account (Distem's sshprivkey/sshpubkey)."""
+
+    public: str | None = None
+    private: str | None = None
+
+
+class VNode(_Model):
+    """A virtual node: a container (runtime ``lxc``) or a bare namespace (``netns``)."""
+
+    name: str
+    runtime: str = "lxc"
+    host: str | None = None  # pnode id; None (or "auto") lets the coordinator place it
+    vfilesystem: VFilesystem | None = None
+    vifaces: list[VIface] = Field(default_factory=list)
+    ssh_key: SshKey | None = None
+    status: VNodeStatus = "INIT"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_shorthand(cls, data: Any) -> Any:
+        """``image: URL`` (and ``shared:``) at vnode level stand for ``vfilesystem``."""
+        if isinstance(data, dict) and "image" in data:
+            data = dict(data)
+            if "vfilesystem" in data:
+                raise ValidationError("image", "give either image or vfilesystem, not both")
+            data["vfilesystem"] = {"image": data.pop("image"), "shared": data.pop("shared", True)}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return names.check_name("name", v, names.VNODE_MAX)
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        return names.check_name("runtime", v, 32)
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, v: Any) -> Any:
+        return None if v in (None, "", "auto") else v
+
+    @model_validator(mode="after")
+    def _unique_vifaces(self) -> VNode:
+        seen: set[str] = set()
+        for i, vif in enumerate(self.vifaces):
+            if vif.name in seen:
+                raise ValidationError(f"vifaces[{i}].name", f"{vif.name!r} appears twice")
+            seen.add(vif.name)
+        return self
+
+    def default_viface(self) -> VIface | None:
+        """The viface flagged ``default``, else the first attached one."""
+        attached = [v for v in self.vifaces if v.address]
+        for vif in attached:
+            if vif.default:
+                return vif
+        return attached[0] if attached else None
+
+
+class VNetwork(_Model):
+    """A virtual network: an IPv4 subnet, a bridge on each pnode that hosts members."""
+
+    name: str
+    address: str
+    network_type: Literal["bridge", "vxlan"] = "bridge"
+    root_interface: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return names.check_name("name", v, names.VNETWORK_MAX)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _cidr(cls, v: Any) -> str:
+        text = str(v)
+        try:
+            net = ipaddress.IPv4Network(text, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an IPv4 CIDR like 10.144.0.0/22") from exc
+        if "/" not in text:
+            raise ValueError(f"{text!r} has no prefix length (write e.g. {text}/24)")
+        if net.prefixlen > 30:
+            raise ValueError(f"{text!r}: /{net.prefixlen} leaves no room for vnodes (/30 at most)")
+        return str(net)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.address)
+
+
+class PNode(_Model):
+    """A physical node that runs a pnode agent. ``id`` is its canonical key."""
+
+    id: str
+    address: str
+    port: int = 4568
+    hostname: str | None = None
+    status: Literal["INIT", "RUNNING", "FAILED", "DOWN"] = "INIT"
+    cores: int = 0
+    memory_mb: int = 0
+    runtimes: list[str] = Field(default_factory=list)
+    features: dict[str, bool] = Field(default_factory=dict)
