@@ -67,7 +67,9 @@ class Journal:
             entries = [Entry(k, i, d) for k, i, d in items]
             new = [e for e in entries if (e.kind, e.id) not in self._live]
             if new:
-                self._append([{"op": "add", "kind": e.kind, "id": e.id, "data": e.data} for e in new])
+                self._append(
+                    [{"op": "add", "kind": e.kind, "id": e.id, "data": e.data} for e in new]
+                )
                 for e in new:
                     self._live[(e.kind, e.id)] = e
             return entries

@@ -1,0 +1,216 @@
+"""Network namespaces, bridges and veth pairs through netlink (pyroute2), nothing else.
+
+Namespaces are created without forking: a short-lived thread unshares its own
+network namespace and bind-mounts it under /run/netns. Work inside a vnode's
+namespace happens in :func:`in_netns`, which moves the calling thread there and
+back. Every function that creates an object journals it first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno as errno_mod
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydistem.agent.journal import Entry, Journal
+from pydistem.errors import KernelError
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
+
+
+def _check(rc: int, op: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise KernelError(op, os.strerror(err), err)
+
+
+def netns_path(name: str) -> str:
+    return str(NETNS_DIR / name)
+
+
+def netns_create(name: str, journal: Journal) -> str:
+    """Create the named network namespace (idempotent); return its path."""
+    path = NETNS_DIR / name
+    journal.add("netns", str(path))
+    if path.exists() and os.path.ismount(path):
+        return str(path)
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    path.touch(exist_ok=True)
+    failure: list[KernelError] = []
+
+    def worker() -> None:
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), f"unshare netns {name}")
+            own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+            _check(
+                _libc.mount(own.encode(), str(path).encode(), None, MS_BIND, None),
+                f"bind netns {name}",
+            )
+        except KernelError as exc:
+            failure.append(exc)
+
+    t = threading.Thread(target=worker, name=f"netns-{name}")
+    t.start()
+    t.join()
+    if failure:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise failure[0]
+    return str(path)
+
+
+def netns_delete(path: str) -> None:
+    """Unmount and remove a namespace file (idempotent)."""
+    if os.path.ismount(path):
+        _check(_libc.umount2(path.encode(), MNT_DETACH), f"umount {path}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def clean_netns(entry: Entry) -> None:
+    netns_delete(entry.id)
+
+
+@contextlib.contextmanager
+def in_netns(path: str) -> Iterator[None]:
+    """Move the calling thread into the namespace at ``path``, and back afterwards.
+
+    Only this thread moves; sockets opened meanwhile stay bound to that namespace.
+    """
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(path, os.O_RDONLY)
+        try:
+            _check(_libc.setns(target, CLONE_NEWNET), f"setns {path}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    finally:
+        os.close(home)
+
+
+def run_in_netns(path: str, fn: Callable[[IPRoute], T]) -> T:
+    """Call ``fn`` with an IPRoute socket opened inside the namespace at ``path``."""
+    with in_netns(path):
+        ipr = IPRoute()
+    try:
+        return fn(ipr)
+    finally:
+        ipr.close()
+
+
+def _nl(op: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except NetlinkError as exc:
+        raise KernelError(op, os.strerror(exc.code) if exc.code else str(exc), exc.code) from None
+
+
+def link_index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def bridge_ensure(ipr: IPRoute, name: str, journal: Journal) -> int:
+    """Create bridge ``name`` if missing, bring it up; return its index. Idempotent."""
+    journal.add("link", name, type="bridge")
+    idx = link_index(ipr, name)
+    if idx is None:
+        try:
+            ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            if exc.code != errno_mod.EEXIST:
+                raise KernelError(
+                    f"create bridge {name}", os.strerror(exc.code), exc.code
+                ) from None
+        idx = link_index(ipr, name)
+        assert idx is not None
+    _nl(f"bring up bridge {name}", lambda: ipr.link("set", index=idx, state="up"))
+    return idx
+
+
+def link_delete(ipr: IPRoute, name: str) -> None:
+    """Delete a link by name if it exists (idempotent)."""
+    idx = link_index(ipr, name)
+    if idx is None:
+        return
+    try:
+        ipr.link("del", index=idx)
+    except NetlinkError as exc:
+        if exc.code not in (errno_mod.ENODEV, errno_mod.ENOENT):
+            raise KernelError(f"delete link {name}", os.strerror(exc.code), exc.code) from None
+
+
+def clean_link(entry: Entry) -> None:
+    with IPRoute() as ipr:
+        link_delete(ipr, entry.id)
+
+
+def veth_into_netns(
+    ipr: IPRoute,
+    host_name: str,
+    peer_name: str,
+    netns: str,
+    bridge_index: int,
+    journal: Journal,
+    mac: str | None = None,
+) -> None:
+    """A veth pair: ``host_name`` on the bridge here, ``peer_name`` inside ``netns``.
+
+    Idempotent: an existing host end is kept.
+    """
+    journal.add("link", host_name, type="veth", netns=netns, peer=peer_name)
+    if link_index(ipr, host_name) is None:
+        fd = os.open(netns, os.O_RDONLY)
+        try:
+            peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": fd}
+            if mac:
+                peer["address"] = mac
+            _nl(
+                f"create veth {host_name}",
+                lambda: ipr.link("add", ifname=host_name, kind="veth", peer=peer),
+            )
+        finally:
+            os.close(fd)
+    idx = link_index(ipr, host_name)
+    assert idx is not None
+    _nl(f"attach {host_name}", lambda: ipr.link("set", index=idx, master=bridge_index, state="up"))
+
+
+def configure_inside(ipr: IPRoute, ifname: str, address: str | None, prefixlen: int) -> None:
+    """Inside a vnode namespace: loopback up, ``ifname`` addressed and up. Idempotent."""
+    lo = link_index(ipr, "lo")
+    if lo is not None:
+        _nl("bring up lo", lambda: ipr.link("set", index=lo, state="up"))
+    idx = link_index(ipr, ifname)
+    if idx is None:
+        raise KernelError(f"configure {ifname}", "interface missing in the vnode", errno_mod.ENODEV)
+    if address:
+        try:
+            ipr.addr("add", index=idx, address=address, prefixlen=prefixlen)
+        except NetlinkError as exc:
+            if exc.code != errno_mod.EEXIST:
+                raise KernelError(
+                    f"address {address} on {ifname}", os.strerror(exc.code), exc.code
+                ) from None
+    _nl(f"bring up {ifname}", lambda: ipr.link("set", index=idx, state="up"))
+
+
+def cleaners() -> dict[str, Callable[[Entry], None]]:
+    return {"netns": clean_netns, "link": clean_link}

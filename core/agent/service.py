@@ -1,0 +1,419 @@
+"""The pnode agent: the only code that touches a kernel.
+
+It builds what the coordinator asks for on this pnode — vnetwork bridges, vnode
+namespaces, veth pairs, containers through runtime plugins, shaping through a
+shaper plugin — journals every object first, and removes exactly those objects
+on ``clean``. Work on many vnodes runs in parallel threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydistem.agent import netlink
+from pydistem.agent.cgroups import clean_cgroup
+from pydistem.agent.journal import Entry, Journal
+from pydistem.agent.plugins import load_runtime, load_shaper
+from pydistem.errors import Conflict, NotFound, PydistemError, ValidationError
+from pydistem.model.specs import Traffic, VNetwork, VNode
+from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
+from pyroute2 import IPRoute
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path("/var/lib/pydistem/agent")
+
+
+def _h8(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:8]
+
+
+@dataclass
+class CleanReport:
+    """What ``clean`` removed, and what it could not remove (with the reason)."""
+
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Agent:
+    """Drives this pnode's kernel for one coordinator.
+
+    ``tag`` makes every kernel name of this agent unique on the machine, so that
+    several agents (e.g. test hosts in namespaces) never touch each other's objects.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | Path = DEFAULT_STATE_DIR,
+        tag: str = "a",
+        runtimes: dict[str, Runtime] | None = None,
+        max_workers: int = 16,
+    ) -> None:
+        if not tag.isalnum() or len(tag) > 6:
+            raise ValidationError("tag", f"{tag!r}: 1-6 letters or digits")
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.tag = tag
+        self.journal = Journal(self.state_dir / "journal.jsonl")
+        self._runtimes: dict[str, Runtime] = dict(runtimes or {})
+        self._shaper: Any = None
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._sockets: list[IPRoute] = []
+        self._pool = ThreadPoolExecutor(max(1, max_workers), thread_name_prefix="agent")
+        self._vnets: dict[str, VNetwork] = {}
+        self._vnodes: dict[str, VNode] = {}
+        self._load_state()
+
+    # ------------------------------------------------------------------ naming
+    def netns_name(self, vnode: str) -> str:
+        return f"pd{self.tag}-{vnode}"
+
+    def bridge_name(self, vnet: str) -> str:
+        return f"pdb{_h8(self.tag, vnet)}"
+
+    def veth_name(self, vnode: str, viface: str) -> str:
+        return f"pdv{_h8(self.tag, vnode, viface)}"
+
+    def _workdir(self, vnode: str) -> Path:
+        return self.state_dir / "vnodes" / vnode
+
+    # ------------------------------------------------------------------ state
+    def _load_state(self) -> None:
+        nets = self.state_dir / "vnetworks.json"
+        if nets.exists():
+            for raw in json.loads(nets.read_text()):
+                v = VNetwork.model_validate(raw)
+                self._vnets[v.name] = v
+        vdir = self.state_dir / "vnodes"
+        if vdir.is_dir():
+            for spec in vdir.glob("*/spec.json"):
+                v = VNode.model_validate_json(spec.read_text())
+                self._vnodes[v.name] = v
+
+    def _save_vnets(self) -> None:
+        tmp = self.state_dir / "vnetworks.json.tmp"
+        tmp.write_text(json.dumps([v.model_dump() for v in self._vnets.values()]))
+        os.replace(tmp, self.state_dir / "vnetworks.json")
+
+    def _ipr(self) -> IPRoute:
+        """A host-namespace netlink socket per worker thread."""
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is None:
+            ipr = IPRoute()
+            self._local.ipr = ipr
+            with self._lock:
+                self._sockets.append(ipr)
+        return ipr
+
+    # ------------------------------------------------------------------ plugins
+    def runtime(self, name: str, field: str = "runtime") -> Runtime:
+        with self._lock:
+            if name not in self._runtimes:
+                self._runtimes[name] = load_runtime(name, self.state_dir, self.journal, field)
+            return self._runtimes[name]
+
+    def shaper(self) -> Any:
+        with self._lock:
+            if self._shaper is None:
+                self._shaper = load_shaper("htb")
+            return self._shaper
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        """Facts about this pnode: hostname, cores, memory, kernel, runtimes."""
+        mem_kb = 0
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    mem_kb = int(line.split()[1])
+        from pydistem.agent.plugins import runtime_names
+
+        return {
+            "hostname": socket.gethostname(),
+            "cores": os.cpu_count() or 1,
+            "memory_mb": mem_kb // 1024,
+            "kernel": os.uname().release,
+            "runtimes": runtime_names(),
+            "tag": self.tag,
+            "vnodes": sorted(self._vnodes),
+            "vnetworks": sorted(self._vnets),
+        }
+
+    # ------------------------------------------------------------------ vnetworks
+    def vnetwork_create(self, vnet: VNetwork) -> None:
+        """Create the vnetwork's bridge on this pnode. Idempotent."""
+        if vnet.network_type != "bridge" or vnet.root_interface:
+            raise ValidationError(
+                "network_type", "only local bridge vnetworks exist on this pnode so far"
+            )
+        netlink.bridge_ensure(self._ipr(), self.bridge_name(vnet.name), self.journal)
+        with self._lock:
+            self._vnets[vnet.name] = vnet
+            self._save_vnets()
+
+    def vnetwork_remove(self, name: str) -> None:
+        """Remove the bridge of vnetwork ``name``. Idempotent; Conflict while in use."""
+        with self._lock:
+            users = [
+                v.name for v in self._vnodes.values() if any(i.vnetwork == name for i in v.vifaces)
+            ]
+            if users:
+                raise Conflict(f"vnetwork {name} is used by vnodes {', '.join(users[:5])}")
+            bridge = self.bridge_name(name)
+            netlink.link_delete(self._ipr(), bridge)
+            self.journal.remove("link", bridge)
+            self._vnets.pop(name, None)
+            self._save_vnets()
+
+    # ------------------------------------------------------------------ vnodes
+    def check_vnodes(self, vnodes: Iterable[VNode]) -> None:
+        """Raise ValidationError for the first vnode this pnode cannot build."""
+        for i, vnode in enumerate(vnodes):
+            prefix = f"vnodes[{i}]"
+            rt = self.runtime(vnode.runtime, f"{prefix}.runtime")
+            try:
+                rt.validate(vnode)
+            except ValidationError as exc:
+                raise ValidationError(f"{prefix}.{exc.field}", exc.reason) from None
+            for j, vif in enumerate(vnode.vifaces):
+                if vif.vnetwork and vif.vnetwork not in self._vnets:
+                    raise ValidationError(
+                        f"{prefix}.vifaces[{j}].vnetwork",
+                        f"vnetwork {vif.vnetwork!r} is not on this pnode",
+                    )
+
+    def _ctx(self, vnode: VNode, etc_hosts: str = "") -> VNodeContext:
+        return VNodeContext(
+            vnode=vnode,
+            netns_path=netlink.netns_path(self.netns_name(vnode.name)),
+            workdir=self._workdir(vnode.name),
+            etc_hosts=etc_hosts,
+            journal=self.journal,
+        )
+
+    def _get(self, name: str) -> VNode:
+        try:
+            return self._vnodes[name]
+        except KeyError:
+            raise NotFound("vnode", name) from None
+
+    def _start_one(self, vnode: VNode, etc_hosts: str) -> None:
+        ctx = self._ctx(vnode, etc_hosts)
+        self.journal.add("dir", str(ctx.workdir))
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        (ctx.workdir / "spec.json").write_text(vnode.model_dump_json())
+        with self._lock:
+            self._vnodes[vnode.name] = vnode
+        netlink.netns_create(self.netns_name(vnode.name), self.journal)
+        ipr = self._ipr()
+        for vif in vnode.vifaces:
+            if not vif.vnetwork:
+                continue
+            vnet = self._vnets.get(vif.vnetwork)
+            if vnet is None:
+                raise NotFound("vnetwork", vif.vnetwork)
+            bridge = netlink.link_index(ipr, self.bridge_name(vnet.name))
+            if bridge is None:
+                bridge = netlink.bridge_ensure(ipr, self.bridge_name(vnet.name), self.journal)
+            netlink.veth_into_netns(
+                ipr,
+                self.veth_name(vnode.name, vif.name),
+                vif.name,
+                ctx.netns_path,
+                bridge,
+                self.journal,
+                vif.macaddress,
+            )
+        plen = {v.name: v.network.prefixlen for v in self._vnets.values()}
+
+        def inside(nipr: IPRoute) -> None:
+            for vif in vnode.vifaces:
+                if vif.vnetwork:
+                    netlink.configure_inside(nipr, vif.name, vif.address, plen[vif.vnetwork])
+            if not vnode.vifaces:
+                lo = netlink.link_index(nipr, "lo")
+                if lo is not None:
+                    nipr.link("set", index=lo, state="up")
+
+        netlink.run_in_netns(ctx.netns_path, inside)
+        self.runtime(vnode.runtime).start(ctx)
+        self._apply_traffic(vnode)
+
+    def _apply_traffic(self, vnode: VNode) -> None:
+        for vif in vnode.vifaces:
+            if (vif.input and not vif.input.is_empty()) or (
+                vif.output and not vif.output.is_empty()
+            ):
+                self.shaper().apply(
+                    self.veth_name(vnode.name, vif.name), vif.input, vif.output, self.journal
+                )
+
+    def _parallel(
+        self,
+        items: list[Any],
+        fn: Callable[[Any], None],
+        key: Callable[[Any], str],
+    ) -> dict[str, str | None]:
+        """Run ``fn`` on every item in threads; map key -> None or an error message."""
+
+        def one(item: Any) -> tuple[str, str | None]:
+            try:
+                fn(item)
+                return key(item), None
+            except PydistemError as exc:
+                return key(item), exc.message
+            except OSError as exc:
+                return key(item), f"{type(exc).__name__}: {exc}"
+
+        if len(items) == 1:
+            return dict([one(items[0])])
+        return dict(self._pool.map(one, items))
+
+    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]:
+        """Build (if needed) and start vnodes in parallel. Idempotent per vnode.
+
+        Returns name -> None on success or the error message; one failure does not
+        stop the others.
+        """
+        self.check_vnodes(vnodes)
+        return self._parallel(vnodes, lambda v: self._start_one(v, etc_hosts), lambda v: v.name)
+
+    def vnodes_stop(self, names: list[str]) -> dict[str, str | None]:
+        """Stop vnodes (processes killed, namespace and files kept). Idempotent."""
+
+        def stop(name: str) -> None:
+            v = self._get(name)
+            self.runtime(v.runtime).stop(self._ctx(v))
+
+        return self._parallel(names, stop, lambda n: n)
+
+    def vnodes_freeze(self, names: list[str], frozen: bool = True) -> dict[str, str | None]:
+        def freeze(name: str) -> None:
+            v = self._get(name)
+            rt = self.runtime(v.runtime)
+            (rt.freeze if frozen else rt.unfreeze)(self._ctx(v))
+
+        return self._parallel(names, freeze, lambda n: n)
+
+    def _remove_one(self, name: str) -> None:
+        v = self._vnodes.get(name)
+        if v is None:
+            return
+        ctx = self._ctx(v)
+        self.runtime(v.runtime).remove(ctx)
+        ipr = self._ipr()
+        for vif in v.vifaces:
+            host = self.veth_name(name, vif.name)
+            if self._shaper is not None:
+                self._shaper.clear(host, self.journal)
+            netlink.link_delete(ipr, host)
+            self.journal.remove("link", host)
+        netlink.netns_delete(ctx.netns_path)
+        self.journal.remove("netns", ctx.netns_path)
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
+        self.journal.remove("dir", str(ctx.workdir))
+        with self._lock:
+            self._vnodes.pop(name, None)
+
+    def vnodes_remove(self, names: list[str]) -> dict[str, str | None]:
+        """Stop and delete vnodes and everything built for them. Idempotent."""
+        return self._parallel(names, self._remove_one, lambda n: n)
+
+    def vnodes_status(self) -> dict[str, str]:
+        """name -> RUNNING or DOWN for every vnode this agent knows."""
+        out = {}
+        for v in list(self._vnodes.values()):
+            running = self.runtime(v.runtime).is_running(self._ctx(v))
+            out[v.name] = "RUNNING" if running else "DOWN"
+        return out
+
+    def vnode_execute(
+        self,
+        name: str,
+        command: list[str] | str,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        """Run a command in a running vnode; a string goes through ``/bin/sh -c``."""
+        v = self._get(name)
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if not argv:
+            raise ValidationError("command", "must not be empty")
+        return self.runtime(v.runtime).execute(self._ctx(v), argv, timeout, stdin)
+
+    def viface_traffic(
+        self, vnode: str, viface: str, input: Traffic | None, output: Traffic | None
+    ) -> None:
+        """Replace the shaping of one viface, live. Unsupported if the kernel lacks it."""
+        v = self._get(vnode)
+        vif = next((i for i in v.vifaces if i.name == viface), None)
+        if vif is None:
+            raise NotFound("viface", f"{vnode}.{viface}")
+        self.shaper().apply(self.veth_name(vnode, viface), input, output, self.journal)
+        vif.input, vif.output = input, output
+        (self._workdir(vnode) / "spec.json").write_text(v.model_dump_json())
+
+    # ------------------------------------------------------------------ cleanup
+    def cleaners(self) -> dict[str, Callable[[Entry], None]]:
+        out: dict[str, Callable[[Entry], None]] = {
+            **netlink.cleaners(),
+            "cgroup": clean_cgroup,
+            "dir": lambda e: shutil.rmtree(e.id, ignore_errors=True),
+        }
+        from pydistem.agent.plugins import runtime_names
+
+        for name in runtime_names():
+            with contextlib.suppress(PydistemError):
+                out.update(self.runtime(name).cleaners())
+        return out
+
+    def clean(self) -> CleanReport:
+        """Remove every object this agent ever created and did not remove, newest
+        first — also after a crash. Removes nothing it did not create. Idempotent."""
+        report = CleanReport()
+        cleaners = self.cleaners()
+        for entry in reversed(self.journal.live()):
+            fn = cleaners.get(entry.kind)
+            label = f"{entry.kind}:{entry.id}"
+            if fn is None:
+                report.failed[label] = f"no cleaner for kind {entry.kind!r}"
+                continue
+            try:
+                fn(entry)
+            except (PydistemError, OSError) as exc:
+                report.failed[label] = str(exc)
+                continue
+            self.journal.remove(entry.kind, entry.id)
+            report.removed.append(label)
+        with self._lock:
+            self._vnodes.clear()
+            self._vnets.clear()
+            self._save_vnets()
+        self.journal.compact()
+        return report
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        for ipr in self._sockets:
+            ipr.close()
+        self.journal.close()
+
+
+def address_prefix(address: str, cidr: str) -> str:
+    """``10.0.0.5`` in ``10.0.0.0/24`` -> ``10.0.0.5/24``."""
+    return f"{address}/{ipaddress.IPv4Network(cidr).prefixlen}"

@@ -1,0 +1,113 @@
+"""The light ``netns`` runtime: a network namespace plus a control group, no rootfs.
+
+For large network-only experiments. Commands run on the pnode's filesystem inside
+the vnode's network namespace (prepared by the agent) and its cgroup, in a
+session of their own; stopping the vnode kills every process of the cgroup.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from pydistem.agent.cgroups import CGroup, clean_cgroup
+from pydistem.agent.journal import Entry
+from pydistem.errors import Conflict, KernelError
+from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+def _group(ctx: VNodeContext) -> CGroup:
+    """The vnode's cgroup, named like its (agent-unique) network namespace."""
+    return CGroup(Path(ctx.netns_path).name)
+
+
+class NetnsRuntime(Runtime):
+    """vnodes that are only a network namespace and a process group."""
+
+    name = "netns"
+    needs_image = False
+
+    def start(self, ctx: VNodeContext) -> None:
+        _group(ctx).create(self.journal)
+        (ctx.workdir / "running").touch()
+        (ctx.workdir / "hosts").write_text(ctx.etc_hosts)
+
+    def stop(self, ctx: VNodeContext) -> None:
+        _group(ctx).kill_all()
+        (ctx.workdir / "running").unlink(missing_ok=True)
+
+    def remove(self, ctx: VNodeContext) -> None:
+        group = _group(ctx)
+        group.remove(self.journal)
+        (ctx.workdir / "running").unlink(missing_ok=True)
+
+    def is_running(self, ctx: VNodeContext) -> bool:
+        return (ctx.workdir / "running").exists()
+
+    def freeze(self, ctx: VNodeContext) -> None:
+        _group(ctx).freeze()
+
+    def unfreeze(self, ctx: VNodeContext) -> None:
+        _group(ctx).thaw()
+
+    def execute(
+        self,
+        ctx: VNodeContext,
+        command: list[str],
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        if not self.is_running(ctx):
+            raise Conflict(f"vnode {ctx.vnode.name} is not running")
+        procs = _group(ctx).add_pid_paths()
+        netns = ctx.netns_path
+
+        def enter() -> None:  # runs in the child between fork and exec: os-level calls only
+            pid = str(os.getpid()).encode()
+            for path in procs:
+                fd = os.open(path, os.O_WRONLY)
+                os.write(fd, pid)
+                os.close(fd)
+            fd = os.open(netns, os.O_RDONLY)
+            if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                os._exit(126)
+            os.close(fd)
+
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root",
+            "PYDISTEM_VNODE": ctx.vnode.name,
+            "HOSTNAME": ctx.vnode.name,
+        }
+        try:
+            proc = subprocess.run(
+                command,
+                input=stdin,
+                capture_output=True,
+                timeout=timeout,
+                preexec_fn=enter,
+                start_new_session=True,
+                env=env,
+                cwd="/",
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            return ExecResult("", f"{command[0]}: command not found ({exc.strerror})", 127)
+        except subprocess.TimeoutExpired as exc:
+            raise KernelError(
+                f"execute in {ctx.vnode.name}", f"timed out after {timeout} s"
+            ) from exc
+        return ExecResult(
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+            proc.returncode,
+        )
+
+    def cleaners(self) -> dict[str, Callable[[Entry], None]]:
+        return {"cgroup": clean_cgroup}
