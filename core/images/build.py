@@ -49,7 +49,9 @@ _DIRS = (
 )  # fmt: skip
 
 _FILES = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    "etc/passwd": (
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    ),
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
     "etc/shadow": "root:*:19000:0:99999:7:::\n",
     "etc/hostname": "busybox\n",
