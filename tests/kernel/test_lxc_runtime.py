@@ -1,0 +1,210 @@
+"""The lxc runtime against the real kernel: containers start in a netns we made,
+run commands, stop, freeze, and leave nothing behind — also after a crash."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pydistem.agent.journal import Journal
+from pydistem.errors import Conflict, KernelError, ValidationError
+from pydistem.images import build_busybox
+from pydistem.model.specs import VNode
+from pydistem.plugins.runtimes.base import VNodeContext
+from pydistem.plugins.runtimes.lxc import LxcRuntime, lxc_cgroups
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.lxc,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(shutil.which("lxc-start") is None, reason="needs the lxc tools"),
+]
+
+
+def _name() -> str:
+    return "pdt" + secrets.token_hex(4)  # 11 characters: fits IFNAMSIZ too
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return "file://" + str(build_busybox(tmp_path_factory.mktemp("img") / "busybox.tar.gz"))
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = _name()
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A state dir whose journal is replayed through the cleaners at teardown."""
+    try:
+        yield tmp_path
+    finally:
+        journal = Journal(tmp_path / "journal")
+        cleaners = LxcRuntime(tmp_path, journal).cleaners()
+        for entry in reversed(journal.live()):
+            cleaners[entry.kind](entry)
+            journal.remove(entry.kind, entry.id)
+        journal.close()
+
+
+def _ctx(journal: Journal, state: Path, netns: str, image: str, shared: bool) -> VNodeContext:
+    name = _name()
+    vnode = VNode(
+        name=name,
+        image=image,
+        shared=shared,
+        ssh_key={"public": "ssh-ed25519 AAAAC3Nza test@pdt", "private": "-----PRIVATE-----"},
+    )
+    hosts = f"127.0.0.1 localhost\n10.0.0.1 {name}\n"
+    return VNodeContext(vnode, netns, state / "vnodes" / name, hosts, journal)
+
+
+def _monitor_pids(name: str) -> list[int]:
+    """Host processes that belong to container ``name`` (its monitor or payload)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path(f"/proc/{entry}/cgroup").read_text()
+            except OSError:
+                continue
+            if f"/lxc.payload.{name}\n" in text or f"/lxc.monitor.{name}\n" in text:
+                pids.append(int(entry))
+    return pids
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve())
+    return [line for line in Path("/proc/mounts").read_text().splitlines() if prefix in line]
+
+
+def _assert_gone(rt: LxcRuntime, ctx: VNodeContext, state: Path) -> None:
+    name = ctx.vnode.name
+    assert not rt.is_running(ctx)
+    assert _monitor_pids(name) == []
+    assert lxc_cgroups(name) == []
+    assert not (state / "lxc" / name).exists()
+    assert not (ctx.workdir / "overlay").exists()
+    assert not (ctx.workdir / "rootfs").exists()
+    assert _mounts_under(state) == []
+
+
+def test_lifecycle_shared_and_copied(state: Path, netns: str, image: str) -> None:
+    journal = Journal(state / "journal")
+    rt = LxcRuntime(state, journal)
+    rt.check_host()
+    ctxs = [_ctx(journal, state, netns, image, shared) for shared in (True, True, False)]
+    for ctx in ctxs:
+        rt.validate(ctx.vnode)
+
+    with ThreadPoolExecutor(len(ctxs)) as pool:  # parallel starts extract the image once
+        list(pool.map(rt.start, ctxs))
+    assert len(list((state / "images").iterdir())) == 1
+    for ctx in ctxs:
+        assert rt.is_running(ctx)
+        rt.start(ctx)  # idempotent
+
+        res = rt.execute(ctx, ["hostname"])
+        assert (res.stdout, res.stderr, res.exit_code) == (ctx.vnode.name + "\n", "", 0)
+        assert rt.execute(ctx, ["cat", "/etc/hosts"]).stdout == ctx.etc_hosts
+        res = rt.execute(ctx, ["sh", "-c", "echo oops >&2; exit 7"])
+        assert (res.stdout, res.stderr, res.exit_code) == ("", "oops\n", 7)
+        assert rt.execute(ctx, ["cat"], stdin=b"in\n").stdout == "in\n"
+        keys = rt.execute(ctx, ["ls", "-ln", "/root/.ssh"]).stdout
+        assert "authorized_keys" in keys and "id_rsa" in keys
+        perms = rt.execute(ctx, ["stat", "-c", "%a", "/root/.ssh", "/root/.ssh/id_rsa"]).stdout
+        assert perms.split() == ["700", "600"]
+        assert rt.wait_sshd(ctx) is False  # busybox: no sshd, and it says so
+        with pytest.raises(KernelError) as err:
+            rt.execute(ctx, ["sleep", "30"], timeout=0.3)
+        assert err.value.errno is not None
+        assert "sleep 30" not in rt.execute(ctx, ["ps"]).stdout  # the timed-out command died
+
+    a, b, c = ctxs
+    # the copy is private, the overlays do not leak into each other or the image
+    rt.execute(a, ["sh", "-c", "echo a > /tmp/mark"])
+    assert rt.execute(b, ["cat", "/tmp/mark"]).exit_code != 0
+    assert rt.execute(c, ["cat", "/tmp/mark"]).exit_code != 0
+
+    rt.stop(a)
+    rt.stop(a)  # idempotent
+    assert not rt.is_running(a)
+    assert lxc_cgroups(a.vnode.name) == []
+    with pytest.raises(Conflict):
+        rt.execute(a, ["true"])
+    rt.start(a)
+    assert rt.execute(a, ["cat", "/tmp/mark"]).stdout == "a\n"  # files kept across stop
+
+    rt.freeze(b)
+    assert rt.is_frozen(b) and rt.is_running(b)
+    with pytest.raises(Conflict):
+        rt.execute(b, ["true"])
+    rt.unfreeze(b)
+    assert rt.execute(b, ["true"]).exit_code == 0
+    rt.freeze(b)  # a frozen vnode still stops and is removed
+
+    for ctx in ctxs:
+        rt.remove(ctx)
+        rt.remove(ctx)  # idempotent
+        _assert_gone(rt, ctx, state)
+    assert [e.kind for e in journal.live()] == ["dir"]  # only the shared image cache
+    rt.images.remove_all(journal)
+    assert journal.live() == []
+    assert not list((state / "images").iterdir())
+
+
+def test_crash_cleanup_from_journal(state: Path, netns: str, image: str) -> None:
+    journal = Journal(state / "journal")
+    rt = LxcRuntime(state, journal)
+    ctxs = [_ctx(journal, state, netns, image, shared) for shared in (True, False)]
+    for ctx in ctxs:
+        rt.start(ctx)
+    rt.freeze(ctxs[0])
+    journal.close()
+    del rt, journal  # the agent "crashes": only the journal file remains
+
+    journal = Journal(state / "journal")
+    live = journal.live()
+    assert {e.kind for e in live} == {"lxc", "dir"}
+    cleaners = LxcRuntime(state, journal).cleaners()
+    for entry in reversed(live):
+        cleaners[entry.kind](entry)
+        cleaners[entry.kind](entry)  # tolerate an object already gone
+        journal.remove(entry.kind, entry.id)
+    assert journal.live() == []
+    rt = LxcRuntime(state, journal)
+    for ctx in ctxs:
+        _assert_gone(rt, ctx, state)
+    assert not list((state / "images").iterdir())
+
+
+def test_validate_and_missing_netns(state: Path, image: str) -> None:
+    journal = Journal(state / "journal")
+    rt = LxcRuntime(state, journal)
+    with pytest.raises(ValidationError) as err:
+        rt.validate(VNode(name="pdtnoimg"))
+    assert err.value.field == "vfilesystem.image"
+    missing = state / "nope.tar.gz"
+    with pytest.raises(ValidationError) as err:
+        rt.validate(VNode(name="pdtmiss", image=str(missing)))
+    assert str(missing) in err.value.reason
+    ctx = _ctx(journal, state, "/run/netns/pdt-absent", image, True)
+    with pytest.raises(KernelError):
+        rt.start(ctx)
+    assert not rt.is_running(ctx)
+    with pytest.raises(Conflict):
+        rt.execute(ctx, ["true"])
