@@ -190,12 +190,6 @@ class Agent:
                 rt.validate(vnode)
             except ValidationError as exc:
                 raise ValidationError(f"{prefix}.{exc.field}", exc.reason) from None
-            for j, vif in enumerate(vnode.vifaces):
-                if vif.vnetwork and vif.vnetwork not in self._vnets:
-                    raise ValidationError(
-                        f"{prefix}.vifaces[{j}].vnetwork",
-                        f"vnetwork {vif.vnetwork!r} is not on this pnode",
-                    )
 
     def _ctx(self, vnode: VNode, etc_hosts: str = "") -> VNodeContext:
         return VNodeContext(

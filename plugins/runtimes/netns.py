@@ -20,6 +20,11 @@ from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUTS = 0x04000000
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
 
 
 def _group(ctx: VNodeContext) -> CGroup:
@@ -67,6 +72,8 @@ class NetnsRuntime(Runtime):
             raise Conflict(f"vnode {ctx.vnode.name} is not running")
         procs = _group(ctx).add_pid_paths()
         netns = ctx.netns_path
+        hosts = str(ctx.workdir / "hosts").encode()
+        hostname = ctx.vnode.name.encode()
 
         def enter() -> None:  # runs in the child between fork and exec: os-level calls only
             pid = str(os.getpid()).encode()
@@ -78,6 +85,12 @@ class NetnsRuntime(Runtime):
             if _libc.setns(fd, _CLONE_NEWNET) != 0:
                 os._exit(126)
             os.close(fd)
+            # a private view: the vnode's hostname and /etc/hosts, as `ip netns exec` does
+            if _libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS) != 0:
+                os._exit(126)
+            _libc.sethostname(hostname, len(hostname))
+            _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+            _libc.mount(hosts, b"/etc/hosts", None, _MS_BIND, None)
 
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -1,0 +1,124 @@
+"""The pnode agent's REST application (port 4568), used by remote coordinators.
+
+Routes mirror :class:`pydistem.agent.service.Agent` one to one under
+``/api/v1/agent``; see :class:`pydistem.coordinator.agents.HttpAgentLink`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, Request
+from pydistem import __version__
+from pydistem.agent.service import Agent
+from pydistem.coordinator.app import install_error_handlers, require_token
+from pydistem.model.specs import Traffic, VNetwork, VNode
+from pydistem.model.validate import parse
+
+PREFIX = "/api/v1/agent"
+Doc = Annotated[dict[str, Any], Body()]
+router = APIRouter(tags=["agent"])
+
+
+def _agent(request: Request) -> Agent:
+    return request.app.state.agent  # type: ignore[no-any-return]
+
+
+def _vnodes(body: dict[str, Any]) -> list[VNode]:
+    return [parse(VNode, v, f"vnodes[{i}]") for i, v in enumerate(body.get("vnodes") or [])]
+
+
+@router.get("/health")
+def health() -> dict[str, Any]:
+    return {"ok": True, "version": __version__}
+
+
+@router.get("/info")
+def info(request: Request) -> dict[str, Any]:
+    return _agent(request).info()
+
+
+@router.post("/vnetworks")
+def vnetwork_create(request: Request, body: Doc) -> dict[str, Any]:
+    _agent(request).vnetwork_create(parse(VNetwork, body))
+    return {"ok": True}
+
+
+@router.delete("/vnetworks/{name}")
+def vnetwork_remove(request: Request, name: str) -> dict[str, Any]:
+    _agent(request).vnetwork_remove(name)
+    return {"ok": True}
+
+
+@router.post("/vnodes/check")
+def vnodes_check(request: Request, body: Doc) -> dict[str, Any]:
+    _agent(request).check_vnodes(_vnodes(body))
+    return {"ok": True}
+
+
+@router.post("/vnodes/start")
+def vnodes_start(request: Request, body: Doc) -> dict[str, str | None]:
+    return _agent(request).vnodes_start(_vnodes(body), str(body.get("etc_hosts") or ""))
+
+
+@router.post("/vnodes/stop")
+def vnodes_stop(request: Request, body: Doc) -> dict[str, str | None]:
+    return _agent(request).vnodes_stop(list(body.get("names") or []))
+
+
+@router.post("/vnodes/remove")
+def vnodes_remove(request: Request, body: Doc) -> dict[str, str | None]:
+    return _agent(request).vnodes_remove(list(body.get("names") or []))
+
+
+@router.post("/vnodes/freeze")
+def vnodes_freeze(request: Request, body: Doc) -> dict[str, str | None]:
+    return _agent(request).vnodes_freeze(
+        list(body.get("names") or []), bool(body.get("frozen", True))
+    )
+
+
+@router.get("/vnodes/status")
+def vnodes_status(request: Request) -> dict[str, str]:
+    return _agent(request).vnodes_status()
+
+
+@router.post("/vnodes/{name}/execute")
+def vnode_execute(request: Request, name: str, body: Doc) -> dict[str, Any]:
+    stdin = body.get("stdin")
+    res = _agent(request).vnode_execute(
+        name,
+        body["command"],
+        body.get("timeout"),
+        stdin.encode() if isinstance(stdin, str) else None,
+    )
+    return asdict(res)
+
+
+@router.put("/vnodes/{name}/vifaces/{viface}/traffic")
+def viface_traffic(request: Request, name: str, viface: str, body: Doc) -> dict[str, Any]:
+    tin = parse(Traffic, body["input"], "input") if body.get("input") else None
+    tout = parse(Traffic, body["output"], "output") if body.get("output") else None
+    _agent(request).viface_traffic(name, viface, tin, tout)
+    return {"ok": True}
+
+
+@router.post("/clean")
+def clean(request: Request) -> dict[str, Any]:
+    return asdict(_agent(request).clean())
+
+
+def create_agent_app(agent: Agent, token: str | None) -> FastAPI:
+    app = FastAPI(
+        title="pydistem pnode agent",
+        version=__version__,
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.agent = agent
+    install_error_handlers(app)
+    require_token(app, token, PREFIX)
+    app.include_router(router, prefix=PREFIX)
+    return app

@@ -1,0 +1,117 @@
+"""How the coordinator reaches pnode agents: in-process, or over HTTP (port 4568).
+
+Both links offer the methods of :class:`pydistem.agent.service.Agent` that the
+coordinator uses, with the same arguments and results, so the coordinator never
+knows which one it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+from pydistem import errors
+from pydistem.model.specs import Traffic, VNetwork, VNode
+from pydistem.plugins.runtimes.base import ExecResult
+
+
+class AgentLink(Protocol):
+    def info(self) -> dict[str, Any]: ...
+    def vnetwork_create(self, vnet: VNetwork) -> None: ...
+    def vnetwork_remove(self, name: str) -> None: ...
+    def check_vnodes(self, vnodes: list[VNode]) -> None: ...
+    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]: ...
+    def vnodes_stop(self, names: list[str]) -> dict[str, str | None]: ...
+    def vnodes_remove(self, names: list[str]) -> dict[str, str | None]: ...
+    def vnodes_freeze(self, names: list[str], frozen: bool = True) -> dict[str, str | None]: ...
+    def vnodes_status(self) -> dict[str, str]: ...
+    def vnode_execute(
+        self,
+        name: str,
+        command: list[str] | str,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult: ...
+    def viface_traffic(
+        self, vnode: str, viface: str, input: Traffic | None, output: Traffic | None
+    ) -> None: ...
+    def clean(self) -> Any: ...
+
+
+class HttpAgentLink:
+    """An agent on another pnode, reached through its REST API (see core/agent/app.py)."""
+
+    def __init__(self, pnode: str, base_url: str, token: str | None, timeout: float = 600) -> None:
+        self.pnode = pnode
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/v1/agent", headers=headers, timeout=timeout
+        )
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            resp = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise errors.AgentUnreachable(self.pnode, f"{type(exc).__name__}: {exc}") from None
+        data = resp.json() if resp.content else None
+        if resp.status_code >= 400:
+            raise errors.from_dict(data if isinstance(data, dict) else {}, resp.status_code)
+        return data
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/info"))
+
+    def vnetwork_create(self, vnet: VNetwork) -> None:
+        self._call("POST", "/vnetworks", vnet.model_dump())
+
+    def vnetwork_remove(self, name: str) -> None:
+        self._call("DELETE", f"/vnetworks/{name}")
+
+    def check_vnodes(self, vnodes: list[VNode]) -> None:
+        self._call("POST", "/vnodes/check", {"vnodes": [v.model_dump() for v in vnodes]})
+
+    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]:
+        body = {"vnodes": [v.model_dump() for v in vnodes], "etc_hosts": etc_hosts}
+        return dict(self._call("POST", "/vnodes/start", body))
+
+    def vnodes_stop(self, names: list[str]) -> dict[str, str | None]:
+        return dict(self._call("POST", "/vnodes/stop", {"names": names}))
+
+    def vnodes_remove(self, names: list[str]) -> dict[str, str | None]:
+        return dict(self._call("POST", "/vnodes/remove", {"names": names}))
+
+    def vnodes_freeze(self, names: list[str], frozen: bool = True) -> dict[str, str | None]:
+        return dict(self._call("POST", "/vnodes/freeze", {"names": names, "frozen": frozen}))
+
+    def vnodes_status(self) -> dict[str, str]:
+        return dict(self._call("GET", "/vnodes/status"))
+
+    def vnode_execute(
+        self,
+        name: str,
+        command: list[str] | str,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        body = {
+            "command": command,
+            "timeout": timeout,
+            "stdin": stdin.decode() if stdin is not None else None,
+        }
+        data = self._call("POST", f"/vnodes/{name}/execute", body)
+        return ExecResult(data["stdout"], data["stderr"], data["exit_code"])
+
+    def viface_traffic(
+        self, vnode: str, viface: str, input: Traffic | None, output: Traffic | None
+    ) -> None:
+        body = {
+            "input": input.model_dump() if input else None,
+            "output": output.model_dump() if output else None,
+        }
+        self._call("PUT", f"/vnodes/{vnode}/vifaces/{viface}/traffic", body)
+
+    def clean(self) -> Any:
+        return self._call("POST", "/clean")
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,85 @@
+"""The coordinator's REST application (FastAPI): auth, error shape, routers.
+
+Native API under ``/api/v1``; every route needs ``Authorization: Bearer <token>``
+except ``/health``. Every error answers the one JSON shape of
+:meth:`pydistem.errors.PydistemError.to_dict`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydistem import __version__
+from pydistem.coordinator.routes import platform, pnodes, vnetworks, vnodes
+from pydistem.coordinator.service import Coordinator
+from pydistem.errors import NotFound, PydistemError, Unauthorized, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the one JSON shape (shared by the agent's app)."""
+
+    @app.exception_handler(PydistemError)
+    async def _ours(request: Request, exc: PydistemError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        err = ValidationError(".".join(loc) or "body", str(first.get("msg", "invalid body")))
+        return JSONResponse(err.to_dict(), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            err: PydistemError = NotFound("route", f"{request.method} {request.url.path}")
+        else:
+            err = PydistemError(str(exc.detail))
+            err.status = exc.status_code  # type: ignore[misc]
+        return JSONResponse(err.to_dict(), status_code=exc.status_code)
+
+
+def require_token(app: FastAPI, token: str | None, prefix: str) -> None:
+    """Refuse every call under ``prefix`` without the bearer token (constant-time check)."""
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):  # type: ignore[no-untyped-def]
+        path = request.url.path
+        if token and path.startswith(prefix) and not path.endswith("/health"):
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                err = Unauthorized("missing or wrong bearer token (see docs/api.md#auth)")
+                return JSONResponse(err.to_dict(), status_code=401)
+        return await call_next(request)
+
+
+def create_app(coordinator: Coordinator, token: str | None) -> FastAPI:
+    """The coordinator app; ``token=None`` disables auth (in-process tests only)."""
+    app = FastAPI(
+        title="pydistem coordinator",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.coordinator = coordinator
+    install_error_handlers(app)
+    require_token(app, token, API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/health", tags=["daemon"])
+    def health() -> dict[str, object]:
+        return {"ok": True, "version": __version__}
+
+    for module in (pnodes, vnetworks, vnodes, platform):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,37 @@
+"""``/pnodes``: physical nodes and their agents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from pydistem.coordinator.routes import coordinator
+from pydistem.coordinator.service import Coordinator
+from pydistem.errors import NotFound, ValidationError
+
+router = APIRouter(tags=["pnodes"])
+C = Annotated[Coordinator, Depends(coordinator)]
+
+
+@router.get("/pnodes")
+def pnodes_list(c: C) -> list[dict[str, Any]]:
+    return [p.model_dump() for p in c.pnodes.values()]
+
+
+@router.post("/pnodes")
+def pnodes_init(c: C, body: Annotated[dict[str, Any], Body()]) -> list[dict[str, Any]]:
+    targets = body.get("targets")
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list) or not targets:
+        raise ValidationError("targets", "a non-empty list of pnode hostnames or addresses")
+    return [p.model_dump() for p in c.pnode_init(targets)]
+
+
+@router.get("/pnodes/{pnode}")
+def pnode_show(c: C, pnode: str) -> dict[str, Any]:
+    try:
+        pid = c.resolve_pnode(pnode)
+        return c.pnodes[pid].model_dump()
+    except (ValidationError, KeyError):
+        raise NotFound("pnode", pnode) from None

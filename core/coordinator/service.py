@@ -1,0 +1,644 @@
+"""The coordinator: owns the platform state and fans work out to pnode agents.
+
+Every request is planned first (validation, names, address allocation, placement)
+against a copy of the state, then committed in one store transaction, then built
+on the pnodes in parallel. Bad input therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydistem.coordinator.agents import AgentLink
+from pydistem.errors import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    PydistemError,
+    ValidationError,
+)
+from pydistem.model.addressing import AddressPool
+from pydistem.model.platform_file import Platform, platform_from_dict
+from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode
+from pydistem.model.validate import parse
+from pydistem.plugins.runtimes.base import ExecResult
+from pydistem.state.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "local"}
+
+
+def _local_addresses() -> set[str]:
+    names = {socket.gethostname(), socket.getfqdn()}
+    out = set(LOCAL_NAMES) | names
+    for n in names:
+        try:
+            out.update(i[4][0] for i in socket.getaddrinfo(n, None, socket.AF_INET))
+        except OSError:
+            pass
+    return out
+
+
+class Coordinator:
+    """Platform state plus the operations of the API. Thread-safe.
+
+    ``connect(pnode)`` returns the AgentLink of a pnode; ``local_agent`` is the
+    agent of this machine (pnode ``localhost``), when the daemon runs one.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        connect: Callable[[PNode], AgentLink],
+        local_agent: AgentLink | None = None,
+    ) -> None:
+        self.store = store
+        self._connect = connect
+        self._local = local_agent
+        self._links: dict[str, AgentLink] = {}
+        self._lock = threading.RLock()
+        self.pnodes: dict[str, PNode] = {n: PNode.model_validate(d) for n, d in store.all("pnode")}
+        self.vnets: dict[str, VNetwork] = {
+            n: VNetwork.model_validate(d) for n, d in store.all("vnetwork")
+        }
+        self.vnodes: dict[str, VNode] = {}
+        self.failures: dict[str, str] = {}
+        for n, d in store.all("vnode"):
+            err = d.pop("error", None)
+            self.vnodes[n] = VNode.model_validate(d)
+            if err:
+                self.failures[n] = err
+        self.pools = {n: self._pool_for(v, self.vnodes.values()) for n, v in self.vnets.items()}
+        self._fanout = ThreadPoolExecutor(32, thread_name_prefix="fanout")
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _pool_for(vnet: VNetwork, vnodes: Any) -> AddressPool:
+        used = {
+            i.address for v in vnodes for i in v.vifaces if i.vnetwork == vnet.name and i.address
+        }
+        return AddressPool(vnet.address, used)
+
+    def link(self, pnode_id: str) -> AgentLink:
+        with self._lock:
+            if pnode_id not in self._links:
+                pnode = self.pnodes.get(pnode_id)
+                if pnode is None:
+                    raise NotFound("pnode", pnode_id)
+                if pnode.id == "localhost" and self._local is not None:
+                    self._links[pnode_id] = self._local
+                else:
+                    self._links[pnode_id] = self._connect(pnode)
+            return self._links[pnode_id]
+
+    def _save_vnodes(self, names: list[str]) -> None:
+        items = []
+        for n in names:
+            v = self.vnodes.get(n)
+            if v is None:
+                self.store.delete("vnode", n)
+                continue
+            doc = v.model_dump()
+            if n in self.failures:
+                doc["error"] = self.failures[n]
+            items.append((n, doc))
+        self.store.put_many("vnode", items)
+
+    def vnode_dict(self, v: VNode) -> dict[str, Any]:
+        doc = v.model_dump()
+        if v.name in self.failures:
+            doc["error"] = self.failures[v.name]
+        return doc
+
+    def _get_vnode(self, name: str) -> VNode:
+        try:
+            return self.vnodes[name]
+        except KeyError:
+            raise NotFound("vnode", name) from None
+
+    def _names(self, names: list[str] | None) -> list[str]:
+        if names is None:
+            return list(self.vnodes)
+        for n in names:
+            self._get_vnode(n)
+        return list(dict.fromkeys(names))
+
+    # ------------------------------------------------------------------ pnodes
+    def resolve_pnode(self, target: str, field: str = "target") -> str:
+        """The canonical id of a pnode named by hostname, FQDN or address."""
+        if not isinstance(target, str) or not target:
+            raise ValidationError(field, "a pnode hostname or address is required")
+        if target in self.pnodes:
+            return target
+        if self._local is not None and target in _local_addresses():
+            return "localhost"
+        try:
+            addr = socket.gethostbyname(target)
+        except OSError:
+            raise ValidationError(field, f"cannot resolve pnode {target!r}") from None
+        for p in self.pnodes.values():
+            if p.address == addr:
+                return p.id
+        return addr
+
+    def pnode_init(self, targets: list[str]) -> list[PNode]:
+        """Initialise pnodes (idempotent): contact their agent and record their facts."""
+        out = []
+        for i, target in enumerate(targets):
+            pid = self.resolve_pnode(target, f"targets[{i}]")
+            if pid in self.pnodes and self.pnodes[pid].status == "RUNNING":
+                out.append(self.pnodes[pid])
+                continue
+            address = "127.0.0.1" if pid == "localhost" else pid
+            pnode = PNode(id=pid, address=address, status="INIT")
+            with self._lock:
+                self.pnodes[pid] = pnode
+                self._links.pop(pid, None)
+            try:
+                facts = self.link(pid).info()
+            except PydistemError:
+                with self._lock:
+                    del self.pnodes[pid]
+                raise
+            pnode = PNode(
+                id=pid,
+                address=address,
+                port=pnode.port,
+                hostname=facts.get("hostname"),
+                status="RUNNING",
+                cores=int(facts.get("cores", 0)),
+                memory_mb=int(facts.get("memory_mb", 0)),
+                runtimes=list(facts.get("runtimes", [])),
+            )
+            with self._lock:
+                self.pnodes[pid] = pnode
+                self.store.put("pnode", pid, pnode.model_dump())
+            out.append(pnode)
+        return out
+
+    def _ensure_default_pnode(self) -> None:
+        if not self.pnodes and self._local is not None:
+            self.pnode_init(["localhost"])
+
+    # ------------------------------------------------------------------ vnetworks
+    def _plan_vnetworks(self, items: list[Any], prefix: str) -> list[VNetwork]:
+        planned: list[VNetwork] = []
+        for i, raw in enumerate(items):
+            field = f"{prefix}[{i}]" if prefix else ""
+            vnet = raw if isinstance(raw, VNetwork) else parse(VNetwork, raw, field)
+            name_field = f"{field}.name" if field else "name"
+            addr_field = f"{field}.address" if field else "address"
+            if vnet.name in self.vnets or any(p.name == vnet.name for p in planned):
+                raise AlreadyExists("vnetwork", vnet.name, name_field)
+            for other in [*self.vnets.values(), *planned]:
+                if vnet.network.overlaps(other.network):
+                    raise ValidationError(
+                        addr_field,
+                        f"{vnet.address} overlaps vnetwork {other.name} ({other.address})",
+                    )
+            planned.append(vnet)
+        return planned
+
+    def vnetwork_create(self, data: dict[str, Any] | VNetwork) -> VNetwork:
+        """Create a vnetwork (state only; bridges appear on pnodes with its vnodes)."""
+        with self._lock:
+            (vnet,) = self._plan_vnetworks([data], "")
+            self.vnets[vnet.name] = vnet
+            self.pools[vnet.name] = AddressPool(vnet.address)
+            self.store.put("vnetwork", vnet.name, vnet.model_dump())
+            return vnet
+
+    def vnetwork_get(self, name: str) -> VNetwork:
+        try:
+            return self.vnets[name]
+        except KeyError:
+            raise NotFound("vnetwork", name) from None
+
+    def vnetwork_remove(self, name: str) -> VNetwork:
+        """Remove a vnetwork no vnode uses, and its bridges. Conflict while used."""
+        with self._lock:
+            vnet = self.vnetwork_get(name)
+            users = [
+                v.name for v in self.vnodes.values() if any(i.vnetwork == name for i in v.vifaces)
+            ]
+            if users:
+                raise Conflict(f"vnetwork {name} is used by vnodes: {', '.join(users[:5])}")
+            for pid in self.pnodes:
+                self.link(pid).vnetwork_remove(name)
+            del self.vnets[name]
+            del self.pools[name]
+            self.store.delete("vnetwork", name)
+            return vnet
+
+    # ------------------------------------------------------------------ vnode planning
+    def _place(self, planned: list[VNode], field_of: Callable[[int], str]) -> None:
+        """Resolve explicit hosts and spread ``host: auto`` vnodes by free capacity."""
+        self._ensure_default_pnode()
+        if not self.pnodes:
+            raise ValidationError(field_of(0) + ".host", "no pnode is initialised (pnode init)")
+        load: dict[str, int] = defaultdict(int)
+        for v in self.vnodes.values():
+            if v.host:
+                load[v.host] += 1
+        for i, v in enumerate(planned):
+            if v.host is not None:
+                try:
+                    v.host = self.resolve_pnode(v.host, field_of(i) + ".host")
+                except ValidationError:
+                    v.host = None
+                    raise ValidationError(
+                        field_of(i) + ".host",
+                        f"unknown pnode (initialised: {', '.join(self.pnodes)})",
+                    ) from None
+                if v.host not in self.pnodes:
+                    raise ValidationError(
+                        field_of(i) + ".host",
+                        f"unknown pnode {v.host!r} (initialised: {', '.join(self.pnodes)})",
+                    )
+                load[v.host] += 1
+        for v in planned:
+            if v.host is None:
+                best = min(self.pnodes.values(), key=lambda p: (load[p.id] / max(1, p.cores), p.id))
+                v.host = best.id
+                load[best.id] += 1
+
+    def _plan_vnodes(
+        self,
+        items: list[Any],
+        vnets: dict[str, VNetwork],
+        pools: dict[str, AddressPool],
+        field_of: Callable[[int], str],
+    ) -> list[VNode]:
+        planned: list[VNode] = []
+        seen: set[str] = set(self.vnodes)
+        for i, raw in enumerate(items):
+            f = field_of(i)
+            v = raw.model_copy(deep=True) if isinstance(raw, VNode) else parse(VNode, raw, f)
+            name_f = f"{f}.name" if f else "name"
+            if v.name in seen:
+                raise AlreadyExists("vnode", v.name, name_f)
+            seen.add(v.name)
+            v.status = "INIT"
+            for j, vif in enumerate(v.vifaces):
+                self._plan_viface(vif, vnets, pools, f"{f}.vifaces[{j}]" if f else f"vifaces[{j}]")
+            planned.append(v)
+        self._place(planned, field_of)
+        by_host: dict[str, list[VNode]] = defaultdict(list)
+        for v in planned:
+            by_host[str(v.host)].append(v)
+        # pnodes check what only they know (images present, runtime installed)
+        index = {id(v): i for i, v in enumerate(planned)}
+        for host, vs in by_host.items():
+            try:
+                self.link(host).check_vnodes(vs)
+            except ValidationError as exc:
+                # the agent numbers the vnodes of its batch: map back to ours
+                field = exc.field
+                if field.startswith("vnodes["):
+                    k = int(field[7 : field.index("]")])
+                    rest = field[field.index("]") + 1 :]
+                    field = field_of(index[id(vs[k])]) + rest
+                raise ValidationError(field.lstrip("."), exc.reason) from None
+        return planned
+
+    @staticmethod
+    def _plan_viface(
+        vif: VIface, vnets: dict[str, VNetwork], pools: dict[str, AddressPool], f: str
+    ) -> None:
+        if vif.vnetwork is None:
+            if vif.address:
+                found = [
+                    n for n in vnets.values() if ipaddress.IPv4Address(vif.address) in n.network
+                ]
+                if not found:
+                    raise ValidationError(f"{f}.address", f"{vif.address} is in no vnetwork")
+                vif.vnetwork = found[0].name
+            else:
+                raise ValidationError(f"{f}.vnetwork", "a viface needs a vnetwork or an address")
+        if vif.vnetwork not in vnets:
+            raise ValidationError(f"{f}.vnetwork", f"unknown vnetwork {vif.vnetwork!r}")
+        pool = pools[vif.vnetwork]
+        if vif.address:
+            pool.claim(f"{f}.address", vif.address)
+        else:
+            vif.address = pool.allocate(f"{f}.address")
+
+    def vnodes_create(self, items: list[Any], prefix: str = "vnodes") -> list[VNode]:
+        """Create vnodes (state INIT). All-or-nothing: any bad item changes nothing."""
+        if not isinstance(items, list):
+            raise ValidationError(prefix, "must be a list of vnodes")
+        with self._lock:
+            pools = copy.deepcopy(self.pools)
+            planned = self._plan_vnodes(
+                items, self.vnets, pools, lambda i: f"{prefix}[{i}]" if prefix else ""
+            )
+            with self.store.batch():
+                for v in planned:
+                    self.vnodes[v.name] = v
+                self.pools = pools
+                self._save_vnodes([v.name for v in planned])
+            return planned
+
+    def vnode_create(self, data: dict[str, Any]) -> VNode:
+        return self.vnodes_create([data], prefix="")[0]
+
+    def viface_create(self, vnode: str, data: dict[str, Any]) -> VIface:
+        """Add a viface to a vnode that is not running yet."""
+        with self._lock:
+            v = self._get_vnode(vnode)
+            if v.status not in ("INIT", "DOWN", "FAILED"):
+                raise Conflict(f"vnode {vnode} is {v.status}: stop it before adding a viface")
+            vif = parse(VIface, data, "")
+            if any(i.name == vif.name for i in v.vifaces):
+                raise AlreadyExists("viface", f"{vnode}.{vif.name}")
+            pools = copy.deepcopy(self.pools)
+            self._plan_viface(vif, self.vnets, pools, "")
+            v.vifaces = [*v.vifaces, vif]
+            self.pools = pools
+            self._save_vnodes([vnode])
+            return vif
+
+    def viface_remove(self, vnode: str, viface: str) -> VIface:
+        with self._lock:
+            v = self._get_vnode(vnode)
+            if v.status not in ("INIT", "DOWN", "FAILED"):
+                raise Conflict(f"vnode {vnode} is {v.status}: stop it before removing a viface")
+            vif = next((i for i in v.vifaces if i.name == viface), None)
+            if vif is None:
+                raise NotFound("viface", f"{vnode}.{viface}")
+            v.vifaces = [i for i in v.vifaces if i.name != viface]
+            if vif.vnetwork and vif.address:
+                self.pools[vif.vnetwork].release(vif.address)
+            self._save_vnodes([vnode])
+            return vif
+
+    def viface_traffic(self, vnode: str, viface: str, input: Any, output: Any) -> VIface:
+        """Set (replace) the shaping of a viface, live when the vnode runs."""
+        tin = None if input is None else parse(Traffic, input, "input")
+        tout = None if output is None else parse(Traffic, output, "output")
+        with self._lock:
+            v = self._get_vnode(vnode)
+            vif = next((i for i in v.vifaces if i.name == viface), None)
+            if vif is None:
+                raise NotFound("viface", f"{vnode}.{viface}")
+        if v.status == "RUNNING":
+            self.link(str(v.host)).viface_traffic(vnode, viface, tin, tout)
+        with self._lock:
+            vif.input, vif.output = tin, tout
+            self._save_vnodes([vnode])
+        return vif
+
+    # ------------------------------------------------------------------ lifecycle
+    def etc_hosts(self) -> str:
+        """/etc/hosts for every vnode: ``<ip> <vnode>`` and ``<ip> <vnode>-<vnetwork>``."""
+        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+        for v in self.vnodes.values():
+            default = v.default_viface()
+            if default is not None:
+                lines.append(f"{default.address} {v.name}")
+            for vif in v.vifaces:
+                if vif.address and vif.vnetwork:
+                    lines.append(f"{vif.address} {v.name}-{vif.vnetwork}")
+        return "\n".join(lines) + "\n"
+
+    def _by_host(self, names: list[str]) -> dict[str, list[VNode]]:
+        groups: dict[str, list[VNode]] = defaultdict(list)
+        for n in names:
+            v = self.vnodes[n]
+            groups[str(v.host)].append(v)
+        return groups
+
+    def _fan(
+        self,
+        groups: dict[str, Any],
+        fn: Callable[[str, Any], dict[str, str | None]],
+    ) -> dict[str, str | None]:
+        """Call ``fn(pnode, payload)`` for every pnode in parallel; merge results.
+
+        A pnode that fails as a whole marks all of its vnodes with its error.
+        """
+
+        def one(item: tuple[str, Any]) -> dict[str, str | None]:
+            host, payload = item
+            try:
+                return fn(host, payload)
+            except PydistemError as exc:
+                names = [p.name if isinstance(p, VNode) else p for p in payload]
+                return dict.fromkeys(names, exc.message)
+
+        results: dict[str, str | None] = {}
+        for part in self._fanout.map(one, list(groups.items())):
+            results.update(part)
+        return results
+
+    def vnodes_start(self, names: list[str] | None = None) -> dict[str, str | None]:
+        """Start vnodes on their pnodes, in parallel. Returns name -> error or None."""
+        with self._lock:
+            names = self._names(names)
+            todo = [n for n in names if self.vnodes[n].status != "RUNNING"]
+            for n in todo:
+                self.vnodes[n].status = "CONFIGURING"
+                self.failures.pop(n, None)
+            groups = self._by_host(todo)
+            hosts_file = self.etc_hosts()
+            specs = {h: [v.model_copy(deep=True) for v in vs] for h, vs in groups.items()}
+            needed = {
+                h: {i.vnetwork for v in vs for i in v.vifaces if i.vnetwork}
+                for h, vs in groups.items()
+            }
+
+        def start(host: str, vs: list[VNode]) -> dict[str, str | None]:
+            link = self.link(host)
+            for net in sorted(needed[host]):
+                link.vnetwork_create(self.vnets[net])
+            for v in vs:
+                v.status = "RUNNING"
+            return link.vnodes_start(vs, hosts_file)
+
+        results = self._fan(specs, start)
+        with self._lock:
+            for n in todo:
+                err = results.get(n)
+                if n not in self.vnodes:
+                    continue
+                self.vnodes[n].status = "FAILED" if err else "RUNNING"
+                if err:
+                    self.failures[n] = err
+            self._save_vnodes(todo)
+        return {n: results.get(n) for n in names}
+
+    def _simple(
+        self, names: list[str] | None, action: str, status: str, allowed: tuple[str, ...]
+    ) -> dict[str, str | None]:
+        with self._lock:
+            names = self._names(names)
+            todo = [n for n in names if self.vnodes[n].status in allowed]
+            groups = {h: [v.name for v in vs] for h, vs in self._by_host(todo).items()}
+
+        def act(host: str, ns: list[str]) -> dict[str, str | None]:
+            link = self.link(host)
+            if action == "stop":
+                return link.vnodes_stop(ns)
+            if action in ("freeze", "unfreeze"):
+                return link.vnodes_freeze(ns, action == "freeze")
+            return link.vnodes_remove(ns)
+
+        results = self._fan(groups, act)
+        with self._lock:
+            for n in todo:
+                err = results.get(n)
+                if err:
+                    self.failures[n] = err
+                elif action == "remove":
+                    self._forget(n)
+                else:
+                    self.vnodes[n].status = status  # type: ignore[assignment]
+            self._save_vnodes(todo)
+        return {n: results.get(n) for n in names}
+
+    def _forget(self, name: str) -> None:
+        v = self.vnodes.pop(name)
+        self.failures.pop(name, None)
+        for vif in v.vifaces:
+            if vif.vnetwork in self.pools and vif.address:
+                self.pools[vif.vnetwork].release(vif.address)
+
+    def vnodes_stop(self, names: list[str] | None = None) -> dict[str, str | None]:
+        return self._simple(names, "stop", "DOWN", ("RUNNING", "FROZEN", "FAILED", "CONFIGURING"))
+
+    def vnodes_freeze(self, names: list[str] | None = None) -> dict[str, str | None]:
+        return self._simple(names, "freeze", "FROZEN", ("RUNNING",))
+
+    def vnodes_unfreeze(self, names: list[str] | None = None) -> dict[str, str | None]:
+        return self._simple(names, "unfreeze", "RUNNING", ("FROZEN",))
+
+    def vnodes_remove(self, names: list[str] | None = None) -> dict[str, str | None]:
+        """Remove vnodes everywhere (stopping them first). Never-started ones just vanish."""
+        with self._lock:
+            names = self._names(names)
+            unbuilt = [n for n in names if self.vnodes[n].status == "INIT"]
+            for n in unbuilt:
+                self._forget(n)
+            self._save_vnodes(unbuilt)
+        built = [n for n in names if n not in unbuilt]
+        results = self._simple(
+            built, "remove", "", ("RUNNING", "DOWN", "FROZEN", "FAILED", "CONFIGURING")
+        )
+        return {**dict.fromkeys(unbuilt), **results}
+
+    def vnode_execute(
+        self, name: str, command: list[str] | str, timeout: float | None = None
+    ) -> ExecResult:
+        v = self._get_vnode(name)
+        if v.status != "RUNNING":
+            raise Conflict(f"vnode {name} is {v.status}, not RUNNING")
+        if not command:
+            raise ValidationError("command", "must not be empty")
+        return self.link(str(v.host)).vnode_execute(name, command, timeout)
+
+    def vnodes_execute(
+        self, names: list[str] | None, command: list[str] | str, timeout: float | None = None
+    ) -> dict[str, ExecResult]:
+        """Run one command in many vnodes in parallel."""
+        names = self._names(names)
+
+        def one(n: str) -> tuple[str, ExecResult]:
+            try:
+                return n, self.vnode_execute(n, command, timeout)
+            except PydistemError as exc:
+                return n, ExecResult("", exc.message, -1)
+
+        return dict(self._fanout.map(one, names))
+
+    def wait_vnodes(self, names: list[str] | None = None, timeout: float = 600) -> list[str]:
+        """Wait until the vnodes run and answer a command; return those still pending."""
+        names = self._names(names)
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while True:
+
+            def ready(n: str) -> bool:
+                v = self.vnodes.get(n)
+                if v is None or v.status != "RUNNING":
+                    return False
+                try:
+                    return self.vnode_execute(n, ["/bin/sh", "-c", "true"], 10).exit_code == 0
+                except PydistemError:
+                    return False
+
+            pending = [
+                n for n, ok in zip(pending, self._fanout.map(ready, pending), strict=True) if not ok
+            ]
+            if not pending or time.monotonic() >= deadline:
+                return pending
+            if any(
+                self.vnodes.get(n) is not None and self.vnodes[n].status == "FAILED"
+                for n in pending
+            ):
+                return pending
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ platform
+    def deploy(self, doc: dict[str, Any] | Platform) -> tuple[list[VNetwork], list[VNode]]:
+        """Create and start a whole platform. Validation is all-or-nothing."""
+        platform = doc if isinstance(doc, Platform) else platform_from_dict(doc)
+        with self._lock:
+            vnets = self._plan_vnetworks(platform.vnetworks, "vnetworks")
+            all_vnets = {**self.vnets, **{v.name: v for v in vnets}}
+            pools = copy.deepcopy(self.pools)
+            pools.update({v.name: AddressPool(v.address) for v in vnets})
+            planned = self._plan_vnodes(platform.vnodes, all_vnets, pools, lambda i: f"vnodes[{i}]")
+            with self.store.batch():
+                for v in vnets:
+                    self.vnets[v.name] = v
+                    self.store.put("vnetwork", v.name, v.model_dump())
+                for vn in planned:
+                    self.vnodes[vn.name] = vn
+                self.pools = pools
+                self._save_vnodes([v.name for v in planned])
+        self.vnodes_start([v.name for v in planned])
+        return vnets, [self.vnodes[v.name] for v in planned if v.name in self.vnodes]
+
+    def platform(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "pnodes": [p.model_dump() for p in self.pnodes.values()],
+                "vnetworks": [v.model_dump() for v in self.vnets.values()],
+                "vnodes": [self.vnode_dict(v) for v in self.vnodes.values()],
+            }
+
+    def quit(self) -> dict[str, Any]:
+        """Remove every vnode and vnetwork and clean every pnode. Idempotent."""
+        removed = self.vnodes_remove(None)
+        report: dict[str, Any] = {"vnodes": removed, "pnodes": {}}
+        with self._lock:
+            pnodes = list(self.pnodes)
+        for pid in pnodes:
+            try:
+                res = self.link(pid).clean()
+                report["pnodes"][pid] = res if isinstance(res, dict) else vars(res)
+            except PydistemError as exc:
+                report["pnodes"][pid] = {"error": exc.message}
+        with self._lock, self.store.batch():
+            for name in list(self.vnets):
+                self.store.delete("vnetwork", name)
+            self.vnets.clear()
+            self.pools.clear()
+            for n in list(self.vnodes):
+                self.store.delete("vnode", n)
+            self.vnodes.clear()
+            self.failures.clear()
+        return report
+
+    def close(self) -> None:
+        self._fanout.shutdown(wait=False)
