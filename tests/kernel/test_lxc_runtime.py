@@ -208,3 +208,42 @@ def test_validate_and_missing_netns(state: Path, image: str) -> None:
     assert not rt.is_running(ctx)
     with pytest.raises(Conflict):
         rt.execute(ctx, ["true"])
+
+
+@pytest.mark.slow
+def test_debian_image_sshd_accepts_the_vnode_key(
+    state: Path, netns: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """debootstrap a Debian image (or use $PYDISTEM_DEBIAN_IMAGE), then ssh into a vnode."""
+    from pydistem.images import build_debian
+
+    path = os.environ.get("PYDISTEM_DEBIAN_IMAGE")
+    if not path:
+        if shutil.which("debootstrap") is None:
+            pytest.skip("needs debootstrap")
+        path = str(build_debian(tmp_path_factory.mktemp("deb") / "debian.tar.gz"))
+    keydir = tmp_path_factory.mktemp("key")
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "k")], check=True
+    )
+    journal = Journal(state / "journal")
+    rt = LxcRuntime(state, journal)
+    name = _name()
+    vnode = VNode(
+        name=name,
+        image=path,
+        ssh_key={"public": (keydir / "k.pub").read_text(), "private": (keydir / "k").read_text()},
+    )
+    ctx = VNodeContext(vnode, netns, state / "vnodes" / name, "127.0.0.1 localhost\n", journal)
+    rt.start(ctx)
+    assert rt.wait_sshd(ctx) is True
+    assert rt.sshd_status(ctx) == "running"
+    res = subprocess.run(
+        ["ip", "netns", "exec", Path(netns).name, "ssh", "-i", str(keydir / "k"),
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1", "hostname"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.stdout.strip() == name, res.stderr
+    rt.remove(ctx)
+    _assert_gone(rt, ctx, state)
