@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from pydistem.model.specs import VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TOOLS = ("lxc-start", "lxc-stop", "lxc-attach", "lxc-info", "lxc-freeze", "lxc-unfreeze")
 
 #: Inside the vnode: our init, its log, and the status line it writes about sshd.
@@ -217,7 +219,7 @@ def _write_in_root(root: Path, rel: str, data: str, mode: int, lower: Path | Non
 class LxcRuntime(Runtime):
     """vnodes as LXC containers. One instance per agent; methods are thread-safe.
 
-    Journal kinds: ``lxc`` (id: container name = vnode name; data: lxcpath, log)
+    Journal kinds: ``lxc`` (id: container name = netns name; data: lxcpath, log, vnode)
     and ``dir`` (id: absolute folder path: the extracted image, the overlay folder
     or the private rootfs copy).
     """
@@ -261,7 +263,15 @@ class LxcRuntime(Runtime):
             return self._locks.setdefault(name, threading.Lock())
 
     def _cname(self, ctx: VNodeContext) -> str:
-        return ctx.vnode.name
+        """The container name: the basename of the vnode's network namespace, which
+        the agent makes unique on the machine (``pd<tag>-<vnode>``), so that two
+        agents on one host never share LXC's ``lxc.payload.<name>`` cgroups."""
+        name = Path(ctx.netns_path).name
+        if not _CNAME.match(name):
+            raise ValidationError(
+                "netns_path", f"{ctx.netns_path!r}: not usable as a container name"
+            )
+        return name
 
     def _pidfile(self, ctx: VNodeContext) -> Path:
         return self.lxcpath / self._cname(ctx) / "monitor.pid"
@@ -279,8 +289,8 @@ class LxcRuntime(Runtime):
                 lines = fh.read().splitlines()
         except (OSError, ValueError):
             return None
-        tag = "/lxc.monitor." + self._cname(ctx)
-        return lines if any(tag in line for line in lines) else None
+        mine = re.compile(re.escape("lxc.monitor." + self._cname(ctx)) + r"(-\d+)?")
+        return lines if any(mine.fullmatch(line.rsplit("/", 1)[-1]) for line in lines) else None
 
     def _freezer_state(self, ctx: VNodeContext) -> str | None:
         lines = self._monitor_cgroups(ctx)
@@ -400,7 +410,9 @@ class LxcRuntime(Runtime):
             self._write_files(ctx, root, lower)
             cdir = self.lxcpath / name
             log = ctx.workdir.resolve() / "lxc.log"
-            self.journal.add("lxc", name, lxcpath=str(self.lxcpath), log=str(log))
+            self.journal.add(
+                "lxc", name, lxcpath=str(self.lxcpath), log=str(log), vnode=ctx.vnode.name
+            )
             cdir.mkdir(parents=True, exist_ok=True)
             (cdir / "config").write_text(self._config(ctx, rootfs_path))
             pidfile = self._pidfile(ctx)

@@ -7,7 +7,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,14 +37,22 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def netns() -> Iterator[str]:
-    name = _name()
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+def netns() -> Iterator[Callable[[], str]]:
+    """Make network namespaces (one per vnode, as the agent does); all deleted after."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = _name()
+        made.append(name)
+        subprocess.run(["ip", "netns", "add", name], check=True)
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield f"/run/netns/{name}"
+        return f"/run/netns/{name}"
+
+    try:
+        yield make
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture
@@ -62,6 +70,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 def _ctx(journal: Journal, state: Path, netns: str, image: str, shared: bool) -> VNodeContext:
+    """A vnode context; the container is named after ``netns`` (its basename)."""
     name = _name()
     vnode = VNode(
         name=name,
@@ -93,7 +102,7 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def _assert_gone(rt: LxcRuntime, ctx: VNodeContext, state: Path) -> None:
-    name = ctx.vnode.name
+    name = Path(ctx.netns_path).name  # the container name
     assert not rt.is_running(ctx)
     assert _monitor_pids(name) == []
     assert lxc_cgroups(name) == []
@@ -103,11 +112,11 @@ def _assert_gone(rt: LxcRuntime, ctx: VNodeContext, state: Path) -> None:
     assert _mounts_under(state) == []
 
 
-def test_lifecycle_shared_and_copied(state: Path, netns: str, image: str) -> None:
+def test_lifecycle_shared_and_copied(state: Path, netns: Callable[[], str], image: str) -> None:
     journal = Journal(state / "journal")
     rt = LxcRuntime(state, journal)
     rt.check_host()
-    ctxs = [_ctx(journal, state, netns, image, shared) for shared in (True, True, False)]
+    ctxs = [_ctx(journal, state, netns(), image, shared) for shared in (True, True, False)]
     for ctx in ctxs:
         rt.validate(ctx.vnode)
 
@@ -143,7 +152,7 @@ def test_lifecycle_shared_and_copied(state: Path, netns: str, image: str) -> Non
     rt.stop(a)
     rt.stop(a)  # idempotent
     assert not rt.is_running(a)
-    assert lxc_cgroups(a.vnode.name) == []
+    assert lxc_cgroups(Path(a.netns_path).name) == []
     with pytest.raises(Conflict):
         rt.execute(a, ["true"])
     rt.start(a)
@@ -167,10 +176,10 @@ def test_lifecycle_shared_and_copied(state: Path, netns: str, image: str) -> Non
     assert not list((state / "images").iterdir())
 
 
-def test_crash_cleanup_from_journal(state: Path, netns: str, image: str) -> None:
+def test_crash_cleanup_from_journal(state: Path, netns: Callable[[], str], image: str) -> None:
     journal = Journal(state / "journal")
     rt = LxcRuntime(state, journal)
-    ctxs = [_ctx(journal, state, netns, image, shared) for shared in (True, False)]
+    ctxs = [_ctx(journal, state, netns(), image, shared) for shared in (True, False)]
     for ctx in ctxs:
         rt.start(ctx)
     rt.freeze(ctxs[0])
@@ -190,6 +199,31 @@ def test_crash_cleanup_from_journal(state: Path, netns: str, image: str) -> None
     for ctx in ctxs:
         _assert_gone(rt, ctx, state)
     assert not list((state / "images").iterdir())
+
+
+def test_two_agents_same_vnode_name(tmp_path: Path, netns: Callable[[], str], image: str) -> None:
+    """Two agents on one host (two state dirs) may both run a vnode called node-1."""
+    runtimes, ctxs = [], []
+    try:
+        for i in range(2):
+            state = tmp_path / f"agent{i}"
+            journal = Journal(state / "journal")
+            rt = LxcRuntime(state, journal)
+            vnode = VNode(name="node-1", image=image)
+            ctx = VNodeContext(vnode, netns(), state / "vnodes" / "node-1", "", journal)
+            rt.start(ctx)
+            runtimes.append(rt)
+            ctxs.append(ctx)
+        for rt, ctx in zip(runtimes, ctxs, strict=True):
+            assert rt.execute(ctx, ["hostname"]).stdout == "node-1\n"
+        runtimes[0].remove(ctxs[0])
+        _assert_gone(runtimes[0], ctxs[0], tmp_path / "agent0")
+        assert runtimes[1].is_running(ctxs[1])
+        assert runtimes[1].execute(ctxs[1], ["true"]).exit_code == 0
+    finally:
+        for rt, ctx in zip(runtimes, ctxs, strict=True):
+            rt.remove(ctx)
+            rt.images.remove_all(rt.journal)
 
 
 def test_validate_and_missing_netns(state: Path, image: str) -> None:
@@ -212,7 +246,7 @@ def test_validate_and_missing_netns(state: Path, image: str) -> None:
 
 @pytest.mark.slow
 def test_debian_image_sshd_accepts_the_vnode_key(
-    state: Path, netns: str, tmp_path_factory: pytest.TempPathFactory
+    state: Path, netns: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """debootstrap a Debian image (or use $PYDISTEM_DEBIAN_IMAGE), then ssh into a vnode."""
     from pydistem.images import build_debian
@@ -234,12 +268,13 @@ def test_debian_image_sshd_accepts_the_vnode_key(
         image=path,
         ssh_key={"public": (keydir / "k.pub").read_text(), "private": (keydir / "k").read_text()},
     )
-    ctx = VNodeContext(vnode, netns, state / "vnodes" / name, "127.0.0.1 localhost\n", journal)
+    ns = netns()
+    ctx = VNodeContext(vnode, ns, state / "vnodes" / name, "127.0.0.1 localhost\n", journal)
     rt.start(ctx)
     assert rt.wait_sshd(ctx) is True
     assert rt.sshd_status(ctx) == "running"
     res = subprocess.run(
-        ["ip", "netns", "exec", Path(netns).name, "ssh", "-i", str(keydir / "k"),
+        ["ip", "netns", "exec", Path(ns).name, "ssh", "-i", str(keydir / "k"),
          "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
          "-o", "UserKnownHostsFile=/dev/null", "root@127.0.0.1", "hostname"],
         capture_output=True, text=True, timeout=30,
