@@ -372,22 +372,32 @@ class Client:
         """Remove a viface; raises NotFound."""
         return self._request("DELETE", f"/vnodes/{vnode}/vifaces/{name}")
 
-    def vinput_update(self, vnode: str, viface: str, desc: dict[str, Any]) -> Json:
+    def vinput_update(self, vnode: str, viface: str, desc: dict[str, Any] | None) -> Json:
         """Set the inbound limits of a viface: ``{'bandwidth': '10mbit', 'latency': '5ms',
-        'loss': '1%', ...}``; the outbound limits are left as they are."""
-        return self._traffic(vnode, viface, {"input": desc})
+        'loss': '1%', ...}`` (None removes them); the outbound limits are kept.
+        Raises NotFound (vnode or viface), ValidationError (bad unit)."""
+        return self._traffic_one(vnode, viface, "input", desc)
 
-    def voutput_update(self, vnode: str, viface: str, desc: dict[str, Any]) -> Json:
-        """Set the outbound limits of a viface (see :meth:`vinput_update`)."""
-        return self._traffic(vnode, viface, {"output": desc})
+    def voutput_update(self, vnode: str, viface: str, desc: dict[str, Any] | None) -> Json:
+        """Set the outbound limits of a viface; the inbound ones are kept (see vinput_update)."""
+        return self._traffic_one(vnode, viface, "output", desc)
+
+    def _traffic_one(
+        self, vnode: str, viface: str, direction: str, desc: dict[str, Any] | None
+    ) -> Json:
+        # the route replaces both directions: send the other one as it is now
+        vifs = {v.get("name"): v for v in self.vnode_info(vnode).get("vifaces") or []}
+        if viface not in vifs:
+            raise errors.NotFound("viface", f"{vnode}.{viface}")
+        other = "output" if direction == "input" else "input"
+        body = {direction: desc, other: vifs[viface].get(other)}
+        return self._request("PUT", f"/vnodes/{vnode}/vifaces/{viface}/traffic", body, wait=60)
 
     def viface_traffic(
         self, vnode: str, viface: str, input: dict | None = None, output: dict | None = None
     ) -> Json:
         """Set both directions at once (None removes the limits of that direction)."""
-        return self._traffic(vnode, viface, {"input": input, "output": output})
-
-    def _traffic(self, vnode: str, viface: str, body: dict[str, Any]) -> Json:
+        body = {"input": input, "output": output}
         return self._request("PUT", f"/vnodes/{vnode}/vifaces/{viface}/traffic", body, wait=60)
 
     # ------------------------------------------------------------------ platform

@@ -9,7 +9,6 @@ through the same client. Tables by default, ``--json`` for scripts; errors print
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,6 @@ COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
     "clean", "status", "image",
 )  # fmt: skip
-LOCAL_ALIASES = {"localhost", "127.0.0.1", "::1"}
 
 
 # --------------------------------------------------------------------------- parser
@@ -172,24 +170,6 @@ def names_arg(patterns: Sequence[str], everything: bool = False) -> list[str] | 
     return [name for pattern in patterns for name in expand_group(pattern, "names")]
 
 
-def resolve_host(client: Client, host: str | None) -> str | None:
-    """A pnode as the user names it (id, hostname, address; ``localhost`` and this
-    machine's name mean the local pnode) -> the pnode's id. Unknown names pass through
-    so that the coordinator reports them."""
-    if not host:
-        return host
-    pnodes = client.pnodes_info()
-    for p in pnodes:
-        if host in (p.get("id"), p.get("address"), p.get("hostname")):
-            return p["id"]
-    local = LOCAL_ALIASES | {socket.gethostname(), socket.getfqdn()}
-    if host in local:
-        for p in pnodes:
-            if {p.get("id"), p.get("address"), p.get("hostname")} & local:
-                return p["id"]
-    return host
-
-
 def read_ssh_key(path: str) -> dict[str, str]:
     key: dict[str, str] = {}
     try:
@@ -311,7 +291,7 @@ def _vnode(args: argparse.Namespace, client: Client, action: str) -> int:
         if args.image:
             desc["vfilesystem"] = {"image": args.image, "shared": not args.no_shared}
         if args.host:
-            desc["host"] = resolve_host(client, args.host)
+            desc["host"] = args.host  # the coordinator resolves names and local aliases
         ssh_key = read_ssh_key(args.ssh_key) if args.ssh_key else None
         names = names_arg(args.names) or []
         data = client.vnodes_create(names, desc, ssh_key)
@@ -423,8 +403,6 @@ def run_distem1(plan: distem1.Plan, client: Client) -> int:
     status = 0
     for call in plan.calls:
         args = _materialise(call.args)
-        if call.method == "vnode_create" and args[1].get("host"):
-            args[1]["host"] = resolve_host(client, args[1]["host"])
         if call.method == "platform_deploy":
             try:
                 args = (json.loads(args[0]),)
