@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from pydistem.cli import output
-from pydistem.client import Client, ExecResult
+from pydistem.client import Client, ExecResult, PartialFailure
 from pydistem.errors import PydistemError
 from pydistem.model.platform_file import load_platform
 
@@ -185,9 +186,19 @@ def deploy(
     ensure_local_pnode(client)
     names = {v.name for v in platform.vnodes}
     label = f"deploying {len(platform.vnetworks)} vnetwork(s), {len(names)} vnode(s) from {path}"
-    with output.spinner(label, poll=lambda: _count(client, names)):
-        client.platform_deploy(path)
-    output.done(f"deployed {path}")
+    present = {v["name"] for v in client.vnodes_info()}
+    vnets_present = {n["name"] for n in client.vnetworks_info()}
+    if names and names <= present and {n.name for n in platform.vnetworks} <= vnets_present:
+        # already deployed (e.g. the quick start run twice): show it, start what is down
+        output.note(f"{path} is already deployed; `distem destroy` removes it")
+        poll = lambda: _count(client, names)  # noqa: E731
+        # suppress: the table below shows which vnode failed and why
+        with output.spinner("starting what is down", poll=poll), suppress(PartialFailure):
+            client.vnodes_start(sorted(names))
+    else:
+        with output.spinner(label, poll=lambda: _count(client, names)):
+            client.platform_deploy(path)
+        output.done(f"deployed {path}")
     ready = True
     if names:
         with output.spinner(
