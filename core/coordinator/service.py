@@ -7,6 +7,7 @@ on the pnodes in parallel. Bad input therefore changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import logging
@@ -42,10 +43,8 @@ def _local_addresses() -> set[str]:
     names = {socket.gethostname(), socket.getfqdn()}
     out = set(LOCAL_NAMES) | names
     for n in names:
-        try:
-            out.update(i[4][0] for i in socket.getaddrinfo(n, None, socket.AF_INET))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            out.update(str(i[4][0]) for i in socket.getaddrinfo(n, None, socket.AF_INET))
     return out
 
 

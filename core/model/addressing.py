@@ -34,9 +34,9 @@ class AddressPool:
         ip = ipaddress.IPv4Address(address)
         if ip not in self.network:
             raise ValidationError(field, f"{address} is outside vnetwork {self.network}")
-        if int(ip) in (int(self.network.network_address), int(self.network.broadcast_address)):
-            if self.network.prefixlen < 31:
-                raise ValidationError(field, f"{address} is the network or broadcast address")
+        edges = (int(self.network.network_address), int(self.network.broadcast_address))
+        if int(ip) in edges and self.network.prefixlen < 31:
+            raise ValidationError(field, f"{address} is the network or broadcast address")
         if int(ip) in self.used:
             raise ValidationError(field, f"{address} is already used in {self.network}")
         self.used.add(int(ip))

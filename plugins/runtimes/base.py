@@ -52,10 +52,10 @@ class Runtime(abc.ABC):
         self.state_dir = state_dir
         self.journal = journal
 
-    def check_host(self) -> None:
+    def check_host(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`pydistem.errors.Unsupported` if this pnode cannot run it."""
 
-    def validate(self, vnode: VNode) -> None:
+    def validate(self, vnode: VNode) -> None:  # noqa: B027 - optional hook
         """Raise ValidationError(field, reason) for a vnode this runtime cannot run
         here (e.g. missing image file). Called for every vnode before anything is built.
         """

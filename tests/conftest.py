@@ -1,0 +1,51 @@
+"""Shared test setup: pydistem's own fixtures and kernel-state snapshots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+pytest_plugins = ["pydistem.testing"]
+
+
+def kernel_snapshot() -> dict[str, set[str]]:
+    """Names of netns, links, LXC-like processes, overlay mounts and pydistem cgroups."""
+
+    def lines(cmd: list[str]) -> set[str]:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    mounts = {
+        line.split()[1]
+        for line in open("/proc/mounts")
+        if "overlay" in line or "/run/netns/" in line
+    }
+    cgroups = set()
+    for hierarchy in os.scandir("/sys/fs/cgroup"):
+        if hierarchy.is_dir():
+            cgroups.update(
+                g.path
+                for g in os.scandir(hierarchy.path)
+                if g.is_dir() and g.name.startswith(("pd", "lxc.payload", "lxc.monitor"))
+            )
+    return {
+        "netns": lines(["ip", "netns", "list"]),
+        "links": lines(["ip", "-o", "-br", "link"]),
+        "mounts": mounts,
+        "cgroups": cgroups,
+    }
+
+
+@pytest.fixture
+def kernel_unchanged():
+    """Assert that the test leaves no kernel object behind."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    before = kernel_snapshot()
+    yield before
+    after = kernel_snapshot()
+    for key in before:
+        extra = after[key] - before[key]
+        assert not extra, f"left behind ({key}): {sorted(extra)}"
