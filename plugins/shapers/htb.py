@@ -13,15 +13,16 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import TC_H_INGRESS, TC_H_ROOT
+
 from pydistem.agent.journal import Entry, Journal
 from pydistem.errors import KernelError, NotFound, Unsupported
 from pydistem.model.specs import Traffic
 from pydistem.plugins.shapers import plan
 from pydistem.plugins.shapers.base import FEATURES, Shaper
 from pydistem.plugins.shapers.plan import TcObject, TcOp
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import TC_H_INGRESS, TC_H_ROOT
 
 #: ``input`` argument of _apply meaning "leave the input side as it is"
 _KEEP: Any = object()

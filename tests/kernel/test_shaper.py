@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute, netns
+
 from pydistem.agent.journal import Journal
 from pydistem.errors import Unsupported
 from pydistem.model.specs import Traffic
 from pydistem.plugins.shapers.htb import HtbShaper
 from pydistem.plugins.shapers.plan import ifb_name
-from pyroute2 import IPRoute, netns
 
 pytestmark = [
     pytest.mark.kernel,

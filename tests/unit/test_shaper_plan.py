@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pydistem.errors import Unsupported, ValidationError
 from pydistem.model.specs import Traffic
 from pydistem.plugins.shapers.plan import (

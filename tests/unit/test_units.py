@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pydistem.errors import ValidationError
 from pydistem.model.units import parse_duration, parse_percent, parse_rate, parse_size
 
