@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+
 from pydistem import errors
 from pydistem.errors import PydistemError, ValidationError
+from pydistem.model.platform_file import Platform, load_platform
 
 DEFAULT_URL = "http://127.0.0.1:4567"
 DEFAULT_TOKEN_FILE = "/var/lib/pydistem/token"
@@ -133,6 +134,7 @@ class Client:
         self.timeout = timeout
         self._token = token or os.environ.get("PYDISTEM_TOKEN") or None
         self._http = httpx.Client(base_url=self.url + API_PREFIX, timeout=timeout)
+        self.pending_vnodes: list[str] = []  # set by wait_vnodes
 
     def __repr__(self) -> str:
         return f"<pydistem.Client {self.url}>"
@@ -336,7 +338,7 @@ class Client:
         False if ``timeout`` seconds pass first. ``pending_vnodes`` then names the laggards."""
         body = {"names": _names(vnodes), "timeout": timeout}
         data = self._request("POST", "/wait", body, wait=timeout)
-        self.pending_vnodes: list[str] = list(data.get("pending") or [])
+        self.pending_vnodes = list(data.get("pending") or [])
         return bool(data.get("ready"))
 
     def vnode_execute(
@@ -402,18 +404,19 @@ class Client:
 
     # ------------------------------------------------------------------ platform
 
-    def platform_deploy(self, doc_or_path: dict[str, Any] | str | Path) -> dict[str, Any]:
-        """Create AND start a whole platform (vnetworks, vnodes) from a document or a
-        YAML file. The file is validated here first (ValidationError naming the field),
-        then by the coordinator, all or nothing."""
+    def platform_deploy(self, doc_or_path: dict[str, Any] | str | Path | Platform) -> dict:
+        """Create AND start a whole platform (vnetworks, vnodes) from a document, a YAML
+        file or a validated :class:`Platform`. A file is validated here first
+        (ValidationError naming the field), then by the coordinator, all or nothing.
+        Returns ``{"vnetworks": [...], "vnodes": [...]}``; vnodes that failed to start
+        are there with status FAILED and their ``error``."""
         if isinstance(doc_or_path, (str, Path)):
-            from pydistem.model.platform_file import load_platform
-
-            load_platform(doc_or_path)  # raises with the file's field names
-            doc = yaml.safe_load(Path(doc_or_path).read_text())
-        else:
-            doc = doc_or_path
-        return self._request("POST", "/platform", doc, wait=900)
+            doc_or_path = load_platform(doc_or_path)
+        if isinstance(doc_or_path, Platform):
+            doc_or_path = doc_or_path.model_dump(
+                mode="json", exclude_none=True, exclude={"vnodes": {"__all__": {"status"}}}
+            )
+        return self._request("POST", "/platform", doc_or_path, wait=900)
 
     def platform_info(self) -> dict[str, Any]:
         """``{'pnodes': [...], 'vnetworks': [...], 'vnodes': [...]}``."""

@@ -134,13 +134,6 @@ def ensure_local_pnode(client: Client) -> None:
         output.done("pnode localhost initialised")
 
 
-def _count(client: Client, names: set[str]) -> str:
-    vnodes = [v for v in client.vnodes_info() if v.get("name") in names]
-    running = sum(1 for v in vnodes if v.get("status") == "RUNNING")
-    failed = sum(1 for v in vnodes if v.get("status") == "FAILED")
-    return f"{running}/{len(names)} running" + (f", {failed} failed" if failed else "")
-
-
 def first_address(vnode: dict[str, Any]) -> str | None:
     for vif in vnode.get("vifaces") or []:
         if vif.get("address"):
@@ -149,7 +142,11 @@ def first_address(vnode: dict[str, Any]) -> str | None:
 
 
 def ping_matrix(client: Client, vnodes: list[dict[str, Any]]) -> dict[str, dict[str, bool | None]]:
-    """Every vnode pings every other one once, all vnodes in parallel; ``{src: {dst: ok}}``."""
+    """Every vnode pings every other one, all vnodes in parallel; ``{src: {dst: ok}}``.
+
+    Up to 3 tries of one echo (1 s each), a reply to any counts: right after vnodes
+    start, their first echoes are sometimes lost while the data path comes up.
+    """
     addr = {v["name"]: first_address(v) for v in vnodes}
     targets = {a: n for n, a in addr.items() if a}
     sources = [n for n, a in addr.items() if a]
@@ -157,7 +154,8 @@ def ping_matrix(client: Client, vnodes: list[dict[str, Any]]) -> dict[str, dict[
         return {}
     script = (
         "for a in " + " ".join(targets) + "; do "
-        '( ping -c 1 -W 2 "$a" >/dev/null 2>&1 && echo "$a ok" || echo "$a fail" ) & '
+        '( r=fail; for i in 1 2 3; do ping -c 1 -W 1 "$a" >/dev/null 2>&1 && r=ok && break; '
+        'done; echo "$a $r" ) & '
         "done; wait"
     )
     results: dict[str, ExecResult] = client.vnodes_execute(sources, script)
@@ -185,25 +183,26 @@ def deploy(
     ensure_coordinator(client)
     ensure_local_pnode(client)
     names = {v.name for v in platform.vnodes}
+
+    def poll() -> str:
+        return output.count_status(client.vnodes_info(), names)
+
     label = f"deploying {len(platform.vnetworks)} vnetwork(s), {len(names)} vnode(s) from {path}"
     present = {v["name"] for v in client.vnodes_info()}
     vnets_present = {n["name"] for n in client.vnetworks_info()}
     if names and names <= present and {n.name for n in platform.vnetworks} <= vnets_present:
         # already deployed (e.g. the quick start run twice): show it, start what is down
         output.note(f"{path} is already deployed; `distem destroy` removes it")
-        poll = lambda: _count(client, names)  # noqa: E731
         # suppress: the table below shows which vnode failed and why
         with output.spinner("starting what is down", poll=poll), suppress(PartialFailure):
             client.vnodes_start(sorted(names))
     else:
-        with output.spinner(label, poll=lambda: _count(client, names)):
-            client.platform_deploy(path)
+        with output.spinner(label, poll=poll):
+            client.platform_deploy(platform)
         output.done(f"deployed {path}")
     ready = True
     if names:
-        with output.spinner(
-            "waiting for every vnode to answer", poll=lambda: _count(client, names)
-        ):
+        with output.spinner("waiting for every vnode to answer", poll=poll):
             ready = client.wait_vnodes(timeout=timeout, vnodes=sorted(names))
     order = {v.name: i for i, v in enumerate(platform.vnodes)}
     vnodes = sorted(

@@ -182,14 +182,6 @@ def read_ssh_key(path: str) -> dict[str, str]:
     return key
 
 
-def _count(client: Client, names: list[str] | None, status: str) -> str:
-    vnodes = client.vnodes_info()
-    if names is not None:
-        vnodes = [v for v in vnodes if v.get("name") in names]
-    n = sum(1 for v in vnodes if v.get("status") == status)
-    return f"{n}/{len(vnodes)} {status}"
-
-
 def show(args: argparse.Namespace, data: Any, table: Any = None) -> None:
     if args.json or table is None:
         output.print_json(data)
@@ -233,7 +225,9 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
         return _execute(args, client)
     elif command == "wait":
         names = names_arg(args.names)
-        with output.spinner("waiting for vnodes", poll=lambda: _count(client, names, "RUNNING")):
+        with output.spinner(
+            "waiting for vnodes", poll=lambda: output.count_status(client.vnodes_info(), names)
+        ):
             ready = client.wait_vnodes(timeout=args.timeout, vnodes=names)
         if args.json:
             output.print_json({"ready": ready, "pending": client.pending_vnodes})
@@ -306,7 +300,11 @@ def _vnode(args: argparse.Namespace, client: Client, action: str) -> int:
             raise ValidationError("names", f"name vnodes to {action}, or give --all")
         target = "status" if action != "remove" else None
         expect = {"start": "RUNNING", "stop": "DOWN", "freeze": "FROZEN", "unfreeze": "RUNNING"}
-        poll = (lambda: _count(client, names, expect[action])) if target else None
+        poll = (
+            (lambda: output.count_status(client.vnodes_info(), names, expect[action]))
+            if target
+            else None
+        )
         label = f"{action} {len(names) if names is not None else 'all'} vnode(s)"
         with output.spinner(label, poll=poll):
             data = getattr(client, f"vnodes_{action}")(names)

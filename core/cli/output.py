@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from pydistem.errors import PydistemError, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from pydistem.errors import PydistemError, ValidationError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,6 +49,15 @@ def error(exc: BaseException) -> int:
         return 2
     err.print(f"[bold red]error:[/] {escape(str(exc) or type(exc).__name__)}")
     return 1
+
+
+def count_status(vnodes: list[dict[str, Any]], names: Any, status: str = "RUNNING") -> str:
+    """``3/10 running, 1 failed`` over the vnodes named (None = all): a spinner's status."""
+    if names is not None:
+        vnodes = [v for v in vnodes if v.get("name") in names]
+    n = sum(1 for v in vnodes if v.get("status") == status)
+    failed = sum(1 for v in vnodes if v.get("status") == "FAILED")
+    return f"{n}/{len(vnodes)} {status.lower()}" + (f", {failed} failed" if failed else "")
 
 
 def note(text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pydistem.cli import main as cli
 from pydistem.cli.output import error
 from pydistem.client import Client, ExecResult, coordinator_url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pydistem.cli.distem1 import (
     Call,
     Distem1UsageError,
