@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydistem.agent import netlink
+from pyroute2 import IPRoute
+
+from pydistem.agent import netlink, sysctl
 from pydistem.agent.cgroups import clean_cgroup
 from pydistem.agent.journal import Entry, Journal
 from pydistem.agent.plugins import load_runtime, load_shaper
 from pydistem.errors import Conflict, NotFound, PydistemError, ValidationError
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
-from pyroute2 import IPRoute
 
 log = logging.getLogger(__name__)
 
@@ -285,14 +286,26 @@ class Agent:
         stop the others.
         """
         self.check_vnodes(vnodes)
+        ports = sum(len(v.vifaces) for v in self._vnodes.values()) + sum(
+            len(v.vifaces) for v in vnodes
+        )
+        sysctl.ensure_at_least(
+            "net.core.netdev_max_backlog", min(1_000_000, max(1000, 64 * ports)), self.journal
+        )
         return self._parallel(vnodes, lambda v: self._start_one(v, etc_hosts), lambda v: v.name)
 
     def vnodes_stop(self, names: list[str]) -> dict[str, str | None]:
-        """Stop vnodes (processes killed, namespace and files kept). Idempotent."""
+        """Stop vnodes: processes killed, links down; namespace and files kept. Idempotent."""
 
         def stop(name: str) -> None:
             v = self._get(name)
             self.runtime(v.runtime).stop(self._ctx(v))
+            # a stopped vnode is unreachable, as a failed machine would be
+            ipr = self._ipr()
+            for vif in v.vifaces:
+                idx = netlink.link_index(ipr, self.veth_name(name, vif.name))
+                if idx is not None:
+                    ipr.link("set", index=idx, state="down")
 
         return self._parallel(names, stop, lambda n: n)
 
@@ -367,6 +380,7 @@ class Agent:
         out: dict[str, Callable[[Entry], None]] = {
             **netlink.cleaners(),
             "cgroup": clean_cgroup,
+            "sysctl": sysctl.clean_sysctl,
             "dir": lambda e: shutil.rmtree(e.id, ignore_errors=True),
         }
         from pydistem.agent.plugins import runtime_names

@@ -1,0 +1,111 @@
+"""LXC vnodes through the whole stack on the real kernel: coordinator -> agent ->
+LXC runtime, with a busybox image built here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pydistem.coordinator.service import Coordinator
+from pydistem.images.build import build_busybox
+
+pytestmark = [pytest.mark.kernel, pytest.mark.lxc]
+
+
+@pytest.fixture(scope="session")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_busybox(tmp_path_factory.mktemp("img") / "busybox.tar.gz")
+
+
+@pytest.fixture
+def lxc_coordinator(coordinator: Coordinator, kernel_unchanged) -> Iterator[Coordinator]:
+    yield coordinator
+    coordinator.quit()  # before kernel_unchanged looks
+
+
+def lxc_platform(image: Path, n: int, shared: bool = True) -> dict:
+    return {
+        "vnetworks": [{"name": "net0", "address": "10.144.0.0/20"}],
+        "vnodes": [
+            {
+                "name": f"node-[1-{n}]",
+                "runtime": "lxc",
+                "image": f"file://{image}",
+                "shared": shared,
+                "vifaces": [{"name": "if0", "vnetwork": "net0"}],
+                "ssh_key": {"public": "ssh-ed25519 AAAAtest test@pydistem"},
+            }
+        ],
+    }
+
+
+def full_mesh_failures(c: Coordinator, names: list[str]) -> dict[str, list[str]]:
+    """Each vnode pings every other once (vnodes in parallel); then each pair that
+    failed is tried again alone. Returns source -> peers still unreachable.
+
+    Under many parallel pingers on 2 cores a source sometimes loses a few seconds
+    of replies (see the issue notes); the second pass tells that from a real cut.
+    """
+    peers = " ".join(names)
+    script = "for h in {}; do ping -c1 -W2 $h >/dev/null 2>&1 || echo $h; done"
+    first = c.vnodes_execute(names, script.format(peers))
+    failed = {n: r.stdout.split() for n, r in first.items() if r.stdout.strip() or r.exit_code}
+    still = {}
+    for src, dests in failed.items():
+        r = c.vnode_execute(src, script.format(" ".join(dests)))
+        if r.stdout.strip() or r.exit_code:
+            still[src] = r.stdout.split() or [r.stderr]
+    return still
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_three_lxc_vnodes(lxc_coordinator: Coordinator, busybox_image: Path, shared: bool) -> None:
+    c = lxc_coordinator
+    _, vnodes = c.deploy(lxc_platform(busybox_image, 3, shared))
+    assert [v.status for v in vnodes] == ["RUNNING"] * 3
+    assert c.wait_vnodes(None, 30) == []
+    names = [v.name for v in vnodes]
+    assert full_mesh_failures(c, names) == {}
+
+    r = c.vnode_execute("node-2", "hostname; cat /root/.ssh/authorized_keys; echo oops >&2; exit 4")
+    assert r.stdout == "node-2\nssh-ed25519 AAAAtest test@pydistem\n"
+    assert (r.stderr, r.exit_code) == ("oops\n", 4)
+
+    # files written in one vnode stay private to it (overlay or copy)
+    c.vnode_execute("node-1", "echo mine > /root/note")
+    assert c.vnode_execute("node-3", "cat /root/note").exit_code != 0
+
+    assert c.vnodes_stop(["node-3"]) == {"node-3": None}
+    assert c.vnodes["node-3"].status == "DOWN"
+    assert c.vnode_execute("node-1", "ping -c1 -W1 node-3").exit_code != 0
+    assert c.vnodes_start(["node-3"]) == {"node-3": None}
+    assert c.wait_vnodes(["node-3"], 30) == []
+    assert c.vnode_execute("node-1", "ping -c1 -W2 node-3").exit_code == 0
+
+    assert c.vnodes_freeze(["node-2"]) == {"node-2": None}
+    assert c.vnodes["node-2"].status == "FROZEN"
+    assert c.vnodes_unfreeze(["node-2"]) == {"node-2": None}
+    assert c.vnode_execute("node-2", "true").exit_code == 0
+
+
+def test_missing_image_creates_nothing(coordinator: Coordinator, tmp_path: Path) -> None:
+    from pydistem.errors import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        coordinator.deploy(lxc_platform(tmp_path / "nope.tar.gz", 2))
+    assert err.value.field == "vnodes[0].vfilesystem.image"
+    assert "nope.tar.gz" in err.value.reason
+    assert coordinator.vnodes == {} and coordinator.vnets == {}
+
+
+@pytest.mark.slow
+def test_hundred_lxc_vnodes_reach_each_other(
+    lxc_coordinator: Coordinator, busybox_image: Path
+) -> None:
+    c = lxc_coordinator
+    _, vnodes = c.deploy(lxc_platform(busybox_image, 100))
+    assert {v.status for v in vnodes} == {"RUNNING"}, c.failures
+    assert c.wait_vnodes(None, 120) == []
+    assert full_mesh_failures(c, [v.name for v in vnodes]) == {}
