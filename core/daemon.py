@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tag", default="a", help="short tag that makes this agent's kernel object names unique"
     )
+    p.add_argument(
+        "--distem-compat",
+        action="store_true",
+        help="with -d, also serve Distem 1.x's REST routes (no token; see --distem-compat-allow)",
+    )
+    p.add_argument(
+        "--distem-compat-allow",
+        default="127.0.0.0/8,::1/128",
+        metavar="CIDR[,CIDR]",
+        help="client networks allowed on the Distem routes (default loopback only)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -90,7 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             connect=lambda p: HttpAgentLink(p.id, f"http://{p.address}:{p.port}", token),
             local_agent=agent,
         )
-        app = create_app(coordinator, token)
+        app = create_app(
+            coordinator,
+            token,
+            distem_compat=args.distem_compat,
+            compat_allow=[c.strip() for c in args.distem_compat_allow.split(",") if c.strip()],
+        )
         port = args.port or 4567
     else:
         from pydistem.agent.app import create_agent_app

@@ -63,8 +63,17 @@ def require_token(app: FastAPI, token: str | None, prefix: str) -> None:
         return await call_next(request)
 
 
-def create_app(coordinator: Coordinator, token: str | None) -> FastAPI:
-    """The coordinator app; ``token=None`` disables auth (in-process tests only)."""
+def create_app(
+    coordinator: Coordinator,
+    token: str | None,
+    distem_compat: bool = False,
+    compat_allow: list[str] | None = None,
+) -> FastAPI:
+    """The coordinator app; ``token=None`` disables auth (in-process tests only).
+
+    ``distem_compat`` also serves Distem 1.x's routes at its paths, without token, to
+    callers in ``compat_allow`` (CIDRs; loopback by default); see docs/coming-from-distem.md.
+    """
     app = FastAPI(
         title="pydistem coordinator",
         version=__version__,
@@ -82,4 +91,13 @@ def create_app(coordinator: Coordinator, token: str | None) -> FastAPI:
 
     for module in (pnodes, vnetworks, vnodes, platform):
         app.include_router(module.router, prefix=API_PREFIX)
+    if distem_compat:
+        import ipaddress
+
+        from pydistem.coordinator.compat import router as compat_router
+
+        allow = compat_allow if compat_allow is not None else ["127.0.0.0/8", "::1/128"]
+        # a bad CIDR fails here, at startup, not on every call
+        app.state.distem_compat_allow = [str(ipaddress.ip_network(a, strict=False)) for a in allow]
+        app.include_router(compat_router)
     return app
