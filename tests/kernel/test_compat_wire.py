@@ -295,6 +295,7 @@ def test_python_distem_client_against_distemd(distemd: int, image: Path) -> None
     distem = pytest.importorskip("distem")
     d = distem.Distem(serveraddr="127.0.0.1", port=distemd)
     d.proxies = {}  # never through a proxy of the environment
+    d.client.trust_env = False
     (pnode,) = d.pnode_init(["localhost"])
     assert pnode["status"] == "RUNNING"
     assert d.vnetwork_create("vnet", "10.144.0.0/22")["address"] == "10.144.0.0/22"

@@ -204,6 +204,13 @@ def test_compat_routes_without_kernel() -> None:
         assert "events" in r.headers[encoding.ERROR_HEADER]
         assert client.get("/pnodes").json() == {}
         assert client.get("/vplatform").json()["vplatform"]["vnetworks"]["vnet"]["name"] == "vnet"
+        # the PyPI distem client: trailing slashes, type=delete, Python's False
+        body = "names=%5B%5D&type=delete&async=False"
+        assert client.put("/vnodes/", content=body, headers=FORM).json() == []
+        r = client.put("/vnodes", content="type=jump", headers=FORM)
+        assert r.status_code == 400 and "type" in r.headers[encoding.ERROR_HEADER]
+        r = client.post("/pnodes", content="target=localhost&desc=%7Bx", headers=FORM)
+        assert r.headers[encoding.ERROR_HEADER].startswith("ParserError desc")
         assert client.delete("/vnetworks/vnet").status_code == 200
         assert client.get("/vnetworks").json() == {}
     finally:

@@ -136,6 +136,7 @@ def _check(results: dict[str, str | None]) -> None:
 # ---------------------------------------------------------------------------- pnodes
 @_route("POST", "/pnodes")
 def pnodes_init(c: Coordinator, form: Form) -> list[dict[str, Any]]:
+    json_field(form, "desc", {})  # max_vifaces, algorithms: accepted, not used (bad JSON: 400)
     target = json_or_string(form, "target")
     targets = names_list(target, "target") if target is not None else ["localhost"]
     done = c.pnode_init(targets or ["localhost"])
