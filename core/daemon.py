@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print("distemd: must run as root (it drives netlink, LXC and cgroups)", file=sys.stderr)
         return 1
     import uvicorn
+
     from pydistem.agent.service import Agent
     from pydistem.errors import PydistemError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ def kernel_snapshot() -> dict[str, set[str]]:
 
     mounts = {
         line.split()[1]
-        for line in open("/proc/mounts")
+        for line in Path("/proc/mounts").read_text().splitlines()
         if "overlay" in line or "/run/netns/" in line
     }
     cgroups = set()

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request
+
 from pydistem import __version__
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydistem.agent.journal import Entry, Journal
-from pydistem.errors import KernelError
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from pydistem.agent.journal import Entry, Journal
+from pydistem.errors import KernelError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000

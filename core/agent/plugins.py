@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydistem.agent.journal import Journal
-from pydistem.errors import PydistemError, ValidationError
 from stevedore import DriverManager
 from stevedore.exception import NoMatches
+
+from pydistem.agent.journal import Journal
+from pydistem.errors import PydistemError, ValidationError
 
 RUNTIMES = "pydistem.runtimes"
 SHAPERS = "pydistem.shapers"

@@ -25,15 +25,21 @@ def read(key: str) -> int:
 
 
 def ensure_at_least(key: str, value: int, journal: Journal) -> None:
-    """Raise sysctl ``key`` to ``value`` if it is lower; the first original is journaled."""
+    """Raise sysctl ``key`` to ``value`` if it is lower. The journal keeps the value
+    found before this agent first raised it, and the value it wrote last."""
     current = read(key)
     if current >= value:
         return
-    if not journal.contains("sysctl", key):
-        journal.add("sysctl", key, original=current)
+    mine = {e.id: e for e in journal.live("sysctl")}.get(key)
+    original = mine.data["original"] if mine is not None else current
+    if mine is not None:
+        journal.remove("sysctl", key)
+    journal.add("sysctl", key, original=original, value=value)
     _path(key).write_text(str(value))
 
 
 def clean_sysctl(entry: Entry) -> None:
-    """Restore the value a sysctl had before the agent raised it."""
-    _path(entry.id).write_text(str(entry.data["original"]))
+    """Restore the value a sysctl had before the agent raised it — unless someone
+    (another agent) changed it since, in which case it is theirs to restore."""
+    if read(entry.id) == entry.data.get("value", read(entry.id)):
+        _path(entry.id).write_text(str(entry.data["original"]))

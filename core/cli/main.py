@@ -243,6 +243,8 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
     elif command == "destroy":
         return deploy.destroy(client)
     elif command == "clean":
+        if not client.health():
+            return clean_local_journal(args.json)
         with output.spinner("removing every vnode and vnetwork"):
             data = client.quit()
         if args.json:
@@ -477,6 +479,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.err.print("[red]interrupted[/]")
         return 130
+
+
+def clean_local_journal(as_json: bool) -> int:
+    """``distem clean`` with no coordinator (e.g. after a crash): remove every kernel
+    object the local agent journaled, straight from its journal on disk."""
+    import os
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from pydistem.agent.service import Agent
+
+    state = Path(os.environ.get("PYDISTEM_STATE_DIR", "/var/lib/pydistem")) / "agent"
+    if not (state / "journal.jsonl").exists():
+        output.done(f"no coordinator answers and nothing is journaled in {state}")
+        return 0
+    agent = Agent(state)
+    try:
+        with output.spinner(f"no coordinator: cleaning what {state} journaled"):
+            report = agent.clean()
+    finally:
+        agent.close()
+    if as_json:
+        output.print_json(asdict(report))
+    else:
+        output.done(f"removed {len(report.removed)} kernel objects journaled in {state}")
+    for label, reason in report.failed.items():
+        output.error(PydistemError(f"could not remove {label}: {reason}"))
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

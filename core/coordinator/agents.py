@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import httpx
+
 from pydistem import errors
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult

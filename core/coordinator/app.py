@@ -13,11 +13,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from pydistem import __version__
 from pydistem.coordinator.routes import platform, pnodes, vnetworks, vnodes
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, PydistemError, Unauthorized, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"

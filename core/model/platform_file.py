@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
 from pydistem.errors import ValidationError
 from pydistem.model.names import expand_group
 from pydistem.model.specs import VNetwork, VNode

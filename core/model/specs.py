@@ -11,6 +11,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from pydistem.errors import ValidationError
 from pydistem.model import names, units
 from pydistem.model.images import check_image_url

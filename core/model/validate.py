@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pydantic
+
 from pydistem.errors import ValidationError
 
 M = TypeVar("M", bound=pydantic.BaseModel)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from pydistem.agent.journal import Journal
 from pydistem.errors import Conflict, KernelError, ValidationError
 from pydistem.images import build_busybox

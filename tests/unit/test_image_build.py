@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from pydistem.errors import ValidationError
 from pydistem.images import build_busybox, build_debian
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
+
 from pydistem.coordinator.routes import coordinator
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, ValidationError
