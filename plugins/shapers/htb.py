@@ -256,26 +256,20 @@ class HtbShaper(Shaper):
     @staticmethod
     def _dump(ipr: IPRoute, index: int) -> list[TcObject]:
         out: list[TcObject] = []
-        for msg in ipr.get_qdiscs(index=index):
-            if msg["index"] == index:
-                out.append(
-                    TcObject(
-                        "qdisc",
-                        msg.get_attr("TCA_KIND"),
-                        handle_text(msg["handle"]),
-                        handle_text(msg["parent"]),
-                    )
+        for obj, msgs in (
+            ("qdisc", ipr.get_qdiscs(index=index)),
+            ("class", ipr.get_classes(index=index)),
+        ):
+            out.extend(
+                TcObject(
+                    obj,
+                    msg.get_attr("TCA_KIND"),
+                    handle_text(msg["handle"]),
+                    handle_text(msg["parent"]),
                 )
-        for msg in ipr.get_classes(index=index):
-            if msg["index"] == index:
-                out.append(
-                    TcObject(
-                        "class",
-                        msg.get_attr("TCA_KIND"),
-                        handle_text(msg["handle"]),
-                        handle_text(msg["parent"]),
-                    )
-                )
+                for msg in msgs
+                if msg["index"] == index
+            )
         return out
 
     def _run(self, ipr: IPRoute, ops: list[TcOp], dev: str) -> None:

@@ -44,23 +44,19 @@ def test_distem_clean_without_coordinator(tmp_path: Path, kernel_unchanged) -> N
         "PYDISTEM_STATE_DIR": str(tmp_path),
         "PYDISTEM_URL": f"http://127.0.0.1:{free_port()}",
     }
-    r = subprocess.run(
-        [sys.executable, "-m", "pydistem.cli.main", "clean"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def distem_clean() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pydistem.cli.main", "clean"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    r = distem_clean()
     assert r.returncode == 0, r.stdout + r.stderr
     assert "removed 9 kernel objects" in r.stdout + r.stderr
-    # a second clean finds nothing left and still succeeds
-    r = subprocess.run(
-        [sys.executable, "-m", "pydistem.cli.main", "clean"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    r = distem_clean()  # a second clean finds nothing left and still succeeds
     assert r.returncode == 0, r.stdout + r.stderr
