@@ -286,12 +286,9 @@ class Agent:
         stop the others.
         """
         self.check_vnodes(vnodes)
-        ports = sum(len(v.vifaces) for v in self._vnodes.values()) + sum(
-            len(v.vifaces) for v in vnodes
-        )
-        sysctl.ensure_at_least(
-            "net.core.netdev_max_backlog", min(1_000_000, max(1000, 64 * ports)), self.journal
-        )
+        everyone = {**self._vnodes, **{v.name: v for v in vnodes}}.values()
+        ports = [vif.vnetwork for v in everyone for vif in v.vifaces]
+        sysctl.size_for_platform(ports, self.journal)
         return self._parallel(vnodes, lambda v: self._start_one(v, etc_hosts), lambda v: v.name)
 
     def vnodes_stop(self, names: list[str]) -> dict[str, str | None]:

@@ -128,7 +128,6 @@ def test_missing_image_creates_nothing(coordinator: Coordinator, tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.scale
 def test_hundred_lxc_vnodes_reach_each_other(
     lxc_coordinator: Coordinator, agent: Agent, busybox_image: Path
 ) -> None:

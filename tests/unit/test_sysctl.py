@@ -37,3 +37,33 @@ def test_a_value_changed_by_someone_else_is_left_alone(proc: Path, tmp_path: Pat
     proc.write_text("20000")  # another agent raised it further
     sysctl.clean_sysctl(j.live("sysctl")[0])
     assert proc.read_text() == "20000"
+
+
+def _default_neigh_tables(root: Path) -> None:
+    for table in sysctl.NEIGH_TABLES:
+        d = root / table.replace(".", "/")
+        d.mkdir(parents=True)
+        for n, default in (("1", 128), ("2", 512), ("3", 1024)):
+            (d / f"gc_thresh{n}").write_text(f"{default}\n")
+
+
+def test_neighbour_tables_sized_for_the_largest_vnetwork(proc: Path, tmp_path: Path) -> None:
+    _default_neigh_tables(tmp_path)
+    j = Journal(tmp_path / "journal")
+    # 100 vifaces on net0, 10 on net1: 100*100 + 10*10 neighbour entries at most
+    sysctl.size_for_platform(["net0"] * 100 + ["net1"] * 10, j)
+    assert sysctl.read("net.ipv4.neigh.default.gc_thresh1") == 10_100
+    assert sysctl.read("net.ipv4.neigh.default.gc_thresh3") == 40_400
+    assert sysctl.read("net.ipv6.neigh.default.gc_thresh2") == 20_200
+    assert sysctl.read("net.core.netdev_max_backlog") == 64 * 110
+    for entry in j.live("sysctl"):
+        sysctl.clean_sysctl(entry)
+    assert sysctl.read("net.ipv4.neigh.default.gc_thresh3") == 1024
+    assert sysctl.read("net.core.netdev_max_backlog") == 1000
+
+
+def test_small_platform_keeps_the_defaults(proc: Path, tmp_path: Path) -> None:
+    _default_neigh_tables(tmp_path)
+    j = Journal(tmp_path / "journal")
+    sysctl.size_for_platform(["net0"] * 3, j)
+    assert [e.id for e in j.live("sysctl")] == []
