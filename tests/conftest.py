@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -50,3 +51,24 @@ def kernel_unchanged():
     for key in before:
         extra = after[key] - before[key]
         assert not extra, f"left behind ({key}): {sorted(extra)}"
+
+
+KERNEL_MARKERS = {"kernel", "lxc", "vm", "testbeds"}
+LOCK = Path("/run/lock/pydistem-kernel-tests.lock")
+
+
+@pytest.fixture(autouse=True)
+def one_kernel_test_at_a_time(request: pytest.FixtureRequest):
+    """Tests that build kernel objects take a host-wide lock, so that two test runs on
+    one machine (two checkouts, say) never see each other's objects in
+    ``kernel_unchanged`` nor share the CPU in a timing measurement. Free when alone."""
+    if os.geteuid() != 0 or not KERNEL_MARKERS & {m.name for m in request.node.iter_markers()}:
+        yield
+        return
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("a") as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
