@@ -12,6 +12,25 @@ import pytest
 pytest_plugins = ["pydistem.testing"]
 
 
+@pytest.fixture
+def hostbed(tmp_path: Path):
+    """Factory: ``hostbed(n, sshd=...)`` builds a HostBed (tests/hostbed.py) that is torn
+    down after the test, whatever happens."""
+    from pydistem.testing import unique_tag
+    from tests.hostbed import HostBed
+
+    beds: list[HostBed] = []
+
+    def make(n: int, **kw: object) -> HostBed:
+        bed = HostBed(n, unique_tag(), workdir=tmp_path / f"hostbed{len(beds)}", **kw)  # type: ignore[arg-type]
+        beds.append(bed)
+        return bed.__enter__()
+
+    yield make
+    for bed in reversed(beds):
+        bed.close()
+
+
 def kernel_snapshot() -> dict[str, set[str]]:
     """Names of netns, links, LXC-like processes, overlay mounts and pydistem cgroups."""
 
