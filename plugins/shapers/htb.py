@@ -20,7 +20,7 @@ from pyroute2.netlink.rtnl import TC_H_INGRESS, TC_H_ROOT
 from pydistem.agent.journal import Entry, Journal
 from pydistem.errors import KernelError, NotFound, Unsupported
 from pydistem.model.specs import Traffic
-from pydistem.plugins.shapers import plan
+from pydistem.plugins.shapers import netem_dist, plan
 from pydistem.plugins.shapers.base import FEATURES, Shaper
 from pydistem.plugins.shapers.plan import TcObject, TcOp
 
@@ -171,6 +171,11 @@ class HtbShaper(Shaper):
                 self._require(f"{field}.{asked[0]}", "sch_netem", "sch_netem")
             if traffic.bandwidth is not None:
                 self._require(f"{field}.bandwidth", "sch_htb", "sch_htb")
+            if traffic.jitter_distribution not in (None, "uniform"):
+                try:
+                    netem_dist.table(traffic.jitter_distribution)
+                except Unsupported as exc:
+                    raise Unsupported(f"{field}.jitter_distribution: {exc.message}") from None
         if peers:
             self._require("per-peer latencies", "sch_netem", "sch_netem")
             self._require("per-peer latencies", "sch_htb", "sch_htb")
@@ -290,6 +295,10 @@ class HtbShaper(Shaper):
                     ipr.tc("del-filter", index=index, parent=tc_handle(op.parent))
                 elif op.op == "del":
                     ipr.tc(f"del{command}", index=index, handle=kw["handle"], parent=kw["parent"])
+                elif op.kind == "netem" and "distribution" in kw:
+                    dist = kw.pop("distribution")
+                    handle, parent = kw.pop("handle"), kw.pop("parent")
+                    netem_dist.replace(ipr, index, handle, parent, kw, dist)
                 else:
                     ipr.tc(f"{op.op}{command}", op.kind, index, **kw)
             except NetlinkError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydistem.errors import Unsupported, ValidationError
+from pydistem.errors import ValidationError
 from pydistem.model import units
 from pydistem.model.specs import Traffic
 
@@ -125,10 +125,8 @@ def netem_params(
         if traffic.jitter is None:
             raise ValidationError(f"{field}.jitter_distribution", "needs a jitter")
         if traffic.jitter_distribution != "uniform":
-            raise Unsupported(
-                f"{field}.jitter_distribution {traffic.jitter_distribution!r}: only 'uniform'"
-                " is supported (pyroute2 cannot load tc distribution tables)"
-            )
+            # sent as a table by the shaper (netem_dist); uniform needs none
+            params["distribution"] = traffic.jitter_distribution
     for name, key in (
         ("loss", "loss"),
         ("duplication", "duplicate"),
@@ -179,7 +177,7 @@ def plan_direction(
     ``20:``) and one class ``1:(0x100+i)`` + netem per peer, chosen by a u32 filter on
     the destination address. ``field`` prefixes error fields (``output.jitter``).
     Raises ValidationError (jitter/reordering without latency, bad peer) and
-    Unsupported (a jitter distribution other than uniform).
+    Unsupported (a distribution table this host lacks).
     """
     traffic = traffic if traffic is not None and not traffic.is_empty() else None
     peer_list = _check_peers(field, peers or {})

@@ -100,11 +100,46 @@ def test_jitter_without_latency_says_so():
         plan_direction("pdi1", Traffic(jitter="5ms"), "output")
 
 
-def test_only_uniform_jitter_distribution():
+def test_jitter_distribution_goes_with_the_netem_op():
     t = Traffic(latency="10ms", jitter="1ms", jitter_distribution="uniform")
-    assert plan_direction("x", t)[0].params["jitter"] == 1000
-    with pytest.raises(Unsupported):
-        plan_direction("x", Traffic(latency="10ms", jitter="1ms", jitter_distribution="pareto"))
+    (netem,) = [op for op in plan_direction("x", t) if op.kind == "netem"]
+    assert netem.params["jitter"] == 1000 and "distribution" not in netem.params
+    t = Traffic(latency="10ms", jitter="1ms", jitter_distribution="pareto")
+    (netem,) = [op for op in plan_direction("x", t) if op.kind == "netem"]
+    assert netem.params["distribution"] == "pareto"
+
+
+def test_distribution_table_is_sent_as_s16_data():
+    import struct
+
+    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+
+    from pydistem.plugins.shapers import netem_dist
+
+    params = {"delay": 10_000, "jitter": 5_000, "limit": 1000}
+    msg = netem_dist.message(3, 0x20000, 0x10001, params, "normal")
+    msg.encode()
+    decoded = netem_dist._tcmsg_with_table(msg.data)
+    decoded.decode()
+    assert isinstance(decoded, tcmsg) and decoded.get_attr("TCA_KIND") == "netem"
+    options = decoded.get_attr("TCA_OPTIONS")
+    data = options.get_attr("TCA_NETEM_DELAY_DIST")
+    values = struct.unpack(f"={len(data) // 2}h", data)
+    # iproute2's normal table: 4096 values from -32768 upward, symmetric around 0
+    assert len(values) == 4096 and values[0] == -32768 and abs(sum(values)) / 4096 < 100
+    assert options["limit"] == 1000 and options["jitter"] > 0
+
+
+def test_missing_distribution_table_is_unsupported(monkeypatch, tmp_path):
+    from pydistem.plugins.shapers import netem_dist
+
+    monkeypatch.setattr(netem_dist, "TABLE_DIRS", (str(tmp_path),))
+    netem_dist.table.cache_clear()
+    try:
+        with pytest.raises(Unsupported, match=r"no pareto\.dist table .*iproute2"):
+            netem_dist.table("pareto")
+    finally:
+        netem_dist.table.cache_clear()
 
 
 def test_peer_latencies_are_classes_netems_and_filters_sorted_by_address():

@@ -43,6 +43,7 @@ def ping(src_ns: str, dst: str, count: int, interval: float) -> dict[str, Any]:
         "stdev": statistics.pstdev(rtts) if len(rtts) > 1 else None,
         "min": min(rtts, default=None),
         "max": max(rtts, default=None),
+        "rtts": rtts,
     }
 
 
@@ -108,6 +109,9 @@ def main(out_path: str) -> int:
     case("both_50ms", Traffic(latency="50ms"), Traffic(latency="50ms"))
     case("output_loss_10pct", None, Traffic(loss="10%"), count=2000, interval=0.002)
     case("output_50ms_jitter_10ms", None, Traffic(latency="50ms", jitter="10ms"), count=100,
+         interval=0.01)  # fmt: skip
+    case("output_50ms_jitter_10ms_normal", None,
+         Traffic(latency="50ms", jitter="10ms", jitter_distribution="normal"), count=200,
          interval=0.01)  # fmt: skip
     try:
         shaper.apply(a, None, Traffic(bandwidth="100mbit"), journal)

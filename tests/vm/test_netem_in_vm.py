@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -123,6 +124,17 @@ def test_jitter(guest):
     base = guest["base"]["median"]
     assert got["min"] >= 40 - 0.5 and got["max"] <= base + 60 + 0.5 + TCG_LATE_MS, got
     assert base + 47 <= got["mean"] <= base + 53 + TCG_LATE_MS, got
+
+
+def test_jitter_with_a_normal_distribution(guest):
+    """50 ms, sigma 10 ms from iproute2's normal table: a third of the delays fall
+    outside [40, 60] ms, which uniform jitter never does."""
+    got = _case(guest, "output_50ms_jitter_10ms_normal")
+    base = guest["base"]["median"]
+    outside = [r for r in got["rtts"] if r < 40 - 0.5 or r > base + 60 + 0.5 + TCG_LATE_MS]
+    assert len(outside) >= 0.1 * len(got["rtts"]), got
+    assert got["stdev"] > 7, got
+    assert base + 46 <= statistics.median(got["rtts"]) <= base + 54 + TCG_LATE_MS, got
 
 
 def test_peer_latencies(guest):
