@@ -18,6 +18,7 @@ import httpx
 
 from pydistem import errors
 from pydistem.errors import PydistemError, ValidationError
+from pydistem.events.client import EventsMixin
 from pydistem.model.platform_file import Platform, load_platform
 
 DEFAULT_URL = "http://127.0.0.1:4567"
@@ -106,7 +107,7 @@ def token_file() -> Path:
     return Path(os.environ.get("PYDISTEM_TOKEN_FILE") or DEFAULT_TOKEN_FILE)
 
 
-class Client:
+class Client(EventsMixin):
     """A connection to one coordinator; use it as a context manager.
 
     ``url``: ``http://host:port`` (default ``$PYDISTEM_URL`` or ``http://127.0.0.1:4567``);

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from pydistem import __version__
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token
+from pydistem.errors import ValidationError
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.model.validate import parse
 
@@ -102,6 +103,15 @@ def viface_traffic(request: Request, name: str, viface: str, body: Doc) -> dict[
     tin = parse(Traffic, body["input"], "input") if body.get("input") else None
     tout = parse(Traffic, body["output"], "output") if body.get("output") else None
     _agent(request).viface_traffic(name, viface, tin, tout)
+    return {"ok": True}
+
+
+@router.put("/vnodes/{name}/vifaces/{viface}/link")
+def viface_link(request: Request, name: str, viface: str, body: Doc) -> dict[str, Any]:
+    up = body.get("up")
+    if not isinstance(up, bool):
+        raise ValidationError("up", "true (link up) or false (link down)")
+    _agent(request).viface_link(name, viface, up)
     return {"ok": True}
 
 

@@ -213,5 +213,10 @@ def configure_inside(ipr: IPRoute, ifname: str, address: str | None, prefixlen: 
     _nl(f"bring up {ifname}", lambda: ipr.link("set", index=idx, state="up"))
 
 
+def set_state(ipr: IPRoute, index: int, name: str, state: str) -> None:
+    """Set link ``name`` (``index``) ``up`` or ``down``; KernelError on failure."""
+    _nl(f"set {name} {state}", lambda: ipr.link("set", index=index, state=state))
+
+
 def cleaners() -> dict[str, Callable[[Entry], None]]:
     return {"netns": clean_netns, "link": clean_link}

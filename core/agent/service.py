@@ -372,6 +372,20 @@ class Agent:
         vif.input, vif.output = input, output
         (self._workdir(vnode) / "spec.json").write_text(v.model_dump_json())
 
+    def viface_link(self, vnode: str, viface: str, up: bool) -> None:
+        """Set the link of one viface down or up, live (its host end: the vnode sees
+        no carrier, as with a pulled cable). Idempotent; a vnode restart brings it up."""
+        v = self._get(vnode)
+        if not any(i.name == viface for i in v.vifaces):
+            raise NotFound("viface", f"{vnode}.{viface}")
+        host = self.veth_name(vnode, viface)
+        ipr = self._ipr()
+        idx = netlink.link_index(ipr, host)
+        if idx is None:
+            raise NotFound("link", host)
+        state = "up" if up else "down"
+        netlink.set_state(ipr, idx, host, state)
+
     # ------------------------------------------------------------------ cleanup
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         out: dict[str, Callable[[Entry], None]] = {

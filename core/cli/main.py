@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from pydistem import __version__
-from pydistem.cli import deploy, distem1, output
+from pydistem.cli import deploy, distem1, events, output
 from pydistem.client import Client, ExecResult
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
 
 COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
-    "clean", "status", "image",
+    "clean", "status", "image", "events",
 )  # fmt: skip
 
 
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd(sub, "clean", "remove every vnode and vnetwork, clean every pnode (= --quit)")
     cmd(sub, "status", "show pnodes, vnetworks and vnodes")
 
+    events.add_parser(sub, cmd)
+
     # image
     image = cmd(sub, "image", "vnode images").add_subparsers(dest="action", required=True)
     p = cmd(image, "build", "build a rootfs image (busybox: seconds; debian: minutes)")
@@ -261,6 +263,8 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             output.out.print(output.pnodes_table(data.get("pnodes") or []))
             output.out.print(output.vnetworks_table(data.get("vnetworks") or []))
             output.out.print(output.vnodes_table(data.get("vnodes") or []))
+    elif command == "events":
+        return events.run(args, client)
     elif command == "image":
         from pydistem.cli.image import build_image
 

@@ -36,6 +36,7 @@ class AgentLink(Protocol):
     def viface_traffic(
         self, vnode: str, viface: str, input: Traffic | None, output: Traffic | None
     ) -> None: ...
+    def viface_link(self, vnode: str, viface: str, up: bool) -> None: ...
     def clean(self) -> Any: ...
 
 
@@ -110,6 +111,9 @@ class HttpAgentLink:
             "output": output.model_dump() if output else None,
         }
         self._call("PUT", f"/vnodes/{vnode}/vifaces/{viface}/traffic", body)
+
+    def viface_link(self, vnode: str, viface: str, up: bool) -> None:
+        self._call("PUT", f"/vnodes/{vnode}/vifaces/{viface}/link", {"up": up})
 
     def clean(self) -> Any:
         return self._call("POST", "/clean")

@@ -79,6 +79,9 @@ class Coordinator:
                 self.failures[n] = err
         self.pools = {n: self._pool_for(v, self.vnodes.values()) for n, v in self.vnets.items()}
         self._fanout = ThreadPoolExecutor(32, thread_name_prefix="fanout")
+        from pydistem.events.engine import EventEngine
+
+        self.events = EventEngine(self)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -397,6 +400,18 @@ class Coordinator:
             self._save_vnodes([vnode])
         return vif
 
+    def viface_link(self, vnode: str, viface: str, up: bool) -> VIface:
+        """Bring a viface's link down (the vnode is cut from that vnetwork) or up, live."""
+        with self._lock:
+            v = self._get_vnode(vnode)
+            vif = next((i for i in v.vifaces if i.name == viface), None)
+            if vif is None:
+                raise NotFound("viface", f"{vnode}.{viface}")
+            if v.status != "RUNNING":
+                raise Conflict(f"vnode {vnode} is {v.status}: start it to change its links")
+        self.link(str(v.host)).viface_link(vnode, viface, up)
+        return vif
+
     # ------------------------------------------------------------------ lifecycle
     def etc_hosts(self) -> str:
         """/etc/hosts for every vnode: ``<ip> <vnode>`` and ``<ip> <vnode>-<vnetwork>``."""
@@ -597,6 +612,7 @@ class Coordinator:
             pools = copy.deepcopy(self.pools)
             pools.update({v.name: AddressPool(v.address) for v in vnets})
             planned = self._plan_vnodes(platform.vnodes, all_vnets, pools, lambda i: f"vnodes[{i}]")
+            self.events.check(platform.events, "events", planned)
             with self.store.batch():
                 for v in vnets:
                     self.vnets[v.name] = v
@@ -606,6 +622,8 @@ class Coordinator:
                 self.pools = pools
                 self._save_vnodes([v.name for v in planned])
         self.vnodes_start([v.name for v in planned])
+        if platform.events:
+            self.events.add(platform.events, source="platform")
         return vnets, [self.vnodes[v.name] for v in planned if v.name in self.vnodes]
 
     def platform(self) -> dict[str, Any]:
@@ -618,6 +636,7 @@ class Coordinator:
 
     def quit(self) -> dict[str, Any]:
         """Remove every vnode and vnetwork and clean every pnode. Idempotent."""
+        self.events.clear()
         removed = self.vnodes_remove(None)
         report: dict[str, Any] = {"vnodes": removed, "pnodes": {}}
         with self._lock:
@@ -640,4 +659,5 @@ class Coordinator:
         return report
 
     def close(self) -> None:
+        self.events.close()
         self._fanout.shutdown(wait=False)

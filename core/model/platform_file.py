@@ -15,11 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from pydistem.errors import ValidationError
+from pydistem.events.model import Churn, Event, parse_items
 from pydistem.model.names import expand_group
 from pydistem.model.specs import VNetwork, VNode
 from pydistem.model.validate import parse
 
-TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "testbed", "daemon")
+TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "events", "testbed", "daemon")
 
 
 class Platform(BaseModel):
@@ -29,6 +30,7 @@ class Platform(BaseModel):
 
     vnetworks: list[VNetwork] = Field(default_factory=list)
     vnodes: list[VNode] = Field(default_factory=list)
+    events: list[Event | Churn] = Field(default_factory=list)
     testbed: dict[str, Any] | None = None
     daemon: dict[str, Any] | None = None
 
@@ -38,7 +40,9 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ValidationError(source, "a platform file is a mapping with keys vnetworks, vnodes")
+        raise ValidationError(
+            source, "a platform file is a mapping with keys vnetworks, vnodes, events"
+        )
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             raise ValidationError(str(key), f"unknown top-level key (known: {TOP_LEVEL_KEYS})")
@@ -57,8 +61,13 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
     for key in ("testbed", "daemon"):
         if doc.get(key) is not None and not isinstance(doc[key], dict):
             raise ValidationError(key, "must be a mapping")
+    events = parse_items(doc.get("events"), "events")
     return Platform(
-        vnetworks=vnetworks, vnodes=vnodes, testbed=doc.get("testbed"), daemon=doc.get("daemon")
+        vnetworks=vnetworks,
+        vnodes=vnodes,
+        events=events,
+        testbed=doc.get("testbed"),
+        daemon=doc.get("daemon"),
     )
 
 

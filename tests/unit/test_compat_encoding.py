@@ -199,9 +199,12 @@ def test_compat_routes_without_kernel() -> None:
         assert r.headers[encoding.ERROR_HEADER] == "ResourceNotFoundError vnode node9 |"
         r = client.post("/vnodes/n1", content="desc=%7Bbad", headers=FORM)
         assert r.headers[encoding.ERROR_HEADER].startswith("ParserError")
-        r = client.post("/events/trace", content="", headers=FORM)
+        r = client.post("/events/trace", content="", headers=FORM)  # served: events.md
+        assert r.status_code == 400
+        assert "resource" in r.headers[encoding.ERROR_HEADER]
+        r = client.post("/global_arptable", content="", headers=FORM)
         assert r.status_code == 501
-        assert "events" in r.headers[encoding.ERROR_HEADER]
+        assert "arptable" in r.headers[encoding.ERROR_HEADER]
         assert client.get("/pnodes").json() == {}
         assert client.get("/vplatform").json()["vplatform"]["vnetworks"]["vnet"]["name"] == "vnet"
         # the PyPI distem client: trailing slashes, type=delete, Python's False

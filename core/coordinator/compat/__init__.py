@@ -4,6 +4,8 @@ Served by ``distemd -d --distem-compat`` (off by default). Every route translate
 the :class:`~pydistem.coordinator.service.Coordinator`'s methods; nothing is reimplemented.
 """
 
+# registers Distem's /events/* and /eventmanager routes on the same router
+from pydistem.coordinator.compat import events as _events  # noqa: F401
 from pydistem.coordinator.compat.router import router
 
 __all__ = ["router"]

@@ -1,0 +1,1 @@
+"""Timed events and churn: model, trace parsing, churn generator, player, engine."""

@@ -1,0 +1,149 @@
+"""What each event action does, through the coordinator's own services (one engine).
+
+An action is a pair of functions: ``check(coordinator, event, field)`` raises
+ValidationError or Unsupported before anything is scheduled, ``apply(coordinator,
+event)`` does it and returns a detail for the log. ``register`` adds an action (the
+``cpu`` action registers itself only where the coordinator offers CPU limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydistem.errors import PydistemError, Unsupported, ValidationError
+from pydistem.events.model import NONE, Event
+
+if TYPE_CHECKING:
+    from pydistem.coordinator.service import Coordinator
+
+
+@dataclass(frozen=True)
+class Action:
+    apply: Callable[[Coordinator, Event], str]
+    check: Callable[[Coordinator, Event, str], None] = lambda c, e, f: None
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(name: str, action: Action) -> None:
+    """Add or replace the implementation of an event action."""
+    ACTIONS[name] = action
+
+
+def lookup(name: str) -> Action:
+    try:
+        return ACTIONS[name]
+    except KeyError:
+        raise Unsupported(f"{name} events are not available in this pydistem") from None
+
+
+# ---------------------------------------------------------------------------- vnodes
+
+
+def _batch(fn_name: str) -> Callable[[Coordinator, Event], str]:
+    def apply(c: Coordinator, ev: Event) -> str:
+        result = getattr(c, fn_name)([ev.vnode])
+        error = result.get(ev.vnode)
+        if error:
+            raise PydistemError(error)
+        v = c.vnodes.get(ev.vnode)
+        return f"status {v.status}" if v is not None else ""
+
+    return apply
+
+
+for _name, _fn in (
+    ("stop", "vnodes_stop"),
+    ("start", "vnodes_start"),
+    ("freeze", "vnodes_freeze"),
+    ("unfreeze", "vnodes_unfreeze"),
+):
+    register(_name, Action(_batch(_fn)))
+
+
+# ---------------------------------------------------------------------------- vifaces
+
+
+def _merged(current: Any, changes: dict[str, str]) -> dict[str, Any] | None:
+    doc = current.model_dump(exclude_none=True) if current is not None else {}
+    for key, value in changes.items():
+        if value == NONE:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc or None
+
+
+def _traffic(c: Coordinator, ev: Event) -> str:
+    """Change only the given limits of the chosen direction(s); keep the others."""
+    v = c._get_vnode(ev.vnode)
+    vif = next((i for i in v.vifaces if i.name == ev.viface), None)
+    if vif is None:
+        raise ValidationError("viface", f"vnode {ev.vnode} has no viface {ev.viface!r}")
+    changes = ev.traffic or {}
+    both = ev.direction == "both"
+    tin = _merged(vif.input, changes) if both or ev.direction == "input" else _dump(vif.input)
+    tout = _merged(vif.output, changes) if both or ev.direction == "output" else _dump(vif.output)
+    c.viface_traffic(ev.vnode, str(ev.viface), tin, tout)
+    return f"input={tin or {}} output={tout or {}}"
+
+
+def _dump(t: Any) -> dict[str, Any] | None:
+    return None if t is None else t.model_dump(exclude_none=True)
+
+
+def _check_traffic(c: Coordinator, ev: Event, field: str) -> None:
+    """The limits after the change must still be valid as a whole."""
+    from pydistem.model.specs import Traffic
+    from pydistem.model.validate import parse
+
+    v = c.vnodes.get(ev.vnode)
+    vif = next((i for i in v.vifaces if i.name == ev.viface), None) if v else None
+    if vif is None:
+        return
+    for direction in ("input", "output"):
+        if ev.direction in (direction, "both"):
+            doc = _merged(getattr(vif, direction), ev.traffic or {})
+            if doc:
+                parse(Traffic, doc, f"{field}.traffic")
+
+
+def _link(up: bool) -> Callable[[Coordinator, Event], str]:
+    def apply(c: Coordinator, ev: Event) -> str:
+        c.viface_link(ev.vnode, str(ev.viface), up)
+        return "link up" if up else "link down"
+
+    return apply
+
+
+register("traffic", Action(_traffic, _check_traffic))
+register("viface_down", Action(_link(False)))
+register("viface_up", Action(_link(True)))
+
+
+# ---------------------------------------------------------------------------- cpu
+
+
+def _cpu(c: Coordinator, ev: Event) -> str:
+    update = getattr(c, "vnode_cpu_update", None)
+    if update is None:
+        raise Unsupported("cpu events need CPU limits, which this coordinator does not offer")
+    update(ev.vnode, ev.cpu)
+    return ", ".join(f"{k}={v}" for k, v in (ev.cpu or {}).items())
+
+
+def _check_cpu(c: Coordinator, ev: Event, field: str) -> None:
+    if getattr(c, "vnode_cpu_update", None) is None:
+        raise Unsupported("cpu events need CPU limits, which this coordinator does not offer")
+    check = getattr(c, "vnode_cpu_check", None)
+    if check is not None:
+        try:
+            check(ev.vnode, ev.cpu)
+        except ValidationError as exc:
+            raise ValidationError(f"{field}.cpu.{exc.field}".rstrip("."), exc.reason) from None
+
+
+register("cpu", Action(_cpu, _check_cpu))
