@@ -200,6 +200,11 @@ def deploy(
         with output.spinner(label, poll=poll):
             client.platform_deploy(platform)
         output.done(f"deployed {path}")
+        if platform.events:
+            output.note(
+                f"{len(platform.events)} event item(s) scheduled: `distem events start` plays "
+                "them, `distem events log` shows what was applied when"
+            )
     ready = True
     if names:
         with output.spinner("waiting for every vnode to answer", poll=poll):

@@ -636,7 +636,7 @@ class Coordinator:
 
     def quit(self) -> dict[str, Any]:
         """Remove every vnode and vnetwork and clean every pnode. Idempotent."""
-        self.events.clear()
+        self.events.reset()
         removed = self.vnodes_remove(None)
         report: dict[str, Any] = {"vnodes": removed, "pnodes": {}}
         with self._lock:

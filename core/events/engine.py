@@ -156,6 +156,11 @@ class EventEngine:
             self.randoms.clear()
             return n
 
+    def reset(self) -> None:
+        """Forget the schedule and the log (the platform is gone: ``quit``)."""
+        self.clear()
+        self.player.clear_log()
+
     def remove(self, event_id: int) -> Event:
         with self._lock:
             for e in self.events:

@@ -184,6 +184,26 @@ def test_timed_events_on_the_kernel(
         table = cli(port, "events", "log", capsys=capsys)
         assert "viface_up" in table and "planned" in table
 
+        # the CLI's other sources: a Distem trace file, churn (same seed, same schedule)
+        cli(port, "events", "clear", capsys=capsys)
+        trace = tmp_path / "bw.trace"
+        trace.write_text("# seconds value\n1 10\n2.5 20mbit\n")
+        cli(port, "events", "trace", str(trace), "--vnode", "n1", "--viface", "if0",
+            "--direction", "output", "--type", "bandwidth", capsys=capsys)  # fmt: skip
+        churn = ["events", "churn", "n[1-2]", "--rate", "0.2", "--downtime", "2s", "--seed", "9",
+                 "--until", "60s"]  # fmt: skip
+        cli(port, *churn, capsys=capsys)
+        listed = json.loads(cli(port, "--json", "events", "list", capsys=capsys))["events"]
+        assert [e["traffic"] for e in listed if e["action"] == "traffic"] == [
+            {"bandwidth": "10mbps"},
+            {"bandwidth": "20mbit"},
+        ]
+        first = [(e["at"], e["action"], e["vnode"]) for e in listed if e["action"] != "traffic"]
+        cli(port, "events", "clear", capsys=capsys)
+        cli(port, *churn, capsys=capsys)
+        again = json.loads(cli(port, "--json", "events", "list", capsys=capsys))["events"]
+        assert [(e["at"], e["action"], e["vnode"]) for e in again] == first and len(first) > 4
+
     delays = [e["delay"] for e in logs]
     print("\nevent log (run, planned s, applied s, timing error ms, action, target):")
     for e in logs:
