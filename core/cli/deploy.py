@@ -177,11 +177,19 @@ def deploy(
     destroy_after: bool = False,
     timeout: float = 600,
     as_json: bool = False,
+    pnodes: list[Any] | None = None,
 ) -> int:
-    """The whole ``distem deploy FILE`` flow; returns the exit status."""
+    """The whole ``distem deploy FILE`` flow; returns the exit status.
+
+    ``pnodes``: the targets a testbed adapter prepared (default: this machine)."""
     platform = load_platform(path)  # bad file: ValidationError before anything starts
     ensure_coordinator(client)
-    ensure_local_pnode(client)
+    if pnodes is None:
+        ensure_local_pnode(client)
+    else:
+        with output.spinner(f"initialising {len(pnodes)} pnode(s)"):
+            client.pnode_init(pnodes)
+        output.done(f"pnodes {', '.join(map(str, pnodes))} initialised")
     names = {v.name for v in platform.vnodes}
 
     def poll() -> str:

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from pydistem import __version__
-from pydistem.cli import deploy, distem1, events, output
+from pydistem.cli import deploy, distem1, events, output, testbed
 from pydistem.client import Client, ExecResult
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
 
 COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
-    "clean", "status", "image", "events",
+    "clean", "status", "image", "events", "testbeds", "release",
 )  # fmt: skip
 
 
@@ -144,9 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="CMD", help="run CMD in every vnode, then destroy")
     p.add_argument("--destroy-after", action="store_true", help="destroy once shown")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for vnodes")
+    rel = p.add_mutually_exclusive_group()
+    rel.add_argument(
+        "--release",
+        dest="release",
+        action="store_true",
+        default=None,
+        help="release the testbed reservation at the end (default: when destroyed)",
+    )
+    rel.add_argument(
+        "--keep", dest="release", action="store_false", help="keep the testbed reservation"
+    )
     cmd(sub, "destroy", "remove everything and stop the distemd that deploy started")
     cmd(sub, "clean", "remove every vnode and vnetwork, clean every pnode (= --quit)")
     cmd(sub, "status", "show pnodes, vnetworks and vnodes")
+    cmd(sub, "testbeds", "list the installed testbed adapters and their capabilities")
+    p = cmd(sub, "release", "end saved testbed reservations (all, or those named)")
+    p.add_argument("keys", nargs="*", metavar="RESERVATION", help="e.g. g5k-1894417")
 
     events.add_parser(sub, cmd)
 
@@ -239,8 +253,8 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             return output.error(PydistemError(f"not ready: {', '.join(client.pending_vnodes)}"))
         return 0 if ready else 1
     elif command == "deploy":
-        return deploy.deploy(
-            client, args.file, args.run, args.destroy_after, args.timeout, args.json
+        return testbed.deploy_file(
+            client, args.file, args.run, args.destroy_after, args.timeout, args.json, args.release
         )
     elif command == "destroy":
         return deploy.destroy(client)
@@ -473,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return 1
+        if args.command == "testbeds":
+            return testbed.list_testbeds(args.json)
+        if args.command == "release":
+            return testbed.release(args.keys, args.json)
         coordinator = args.coordinator
         if coordinator and "=" in coordinator:
             coordinator = distem1.coordinator_spec(coordinator)

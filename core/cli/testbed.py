@@ -1,0 +1,156 @@
+"""``distem testbeds``, ``distem release`` and ``distem deploy`` of a file with ``testbed:``.
+
+A platform file with a ``testbed:`` section is deployed as: reserve (saved at once under
+the state dir) -> prepare -> initialise the machines as pnodes -> build the platform ->
+run -> release (when asked, or on error) -> a summary. Progress goes to stderr; no
+credential is ever printed (adapters hold them as ``Secret``s, messages are redacted).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from pydistem.adapters import registry
+from pydistem.adapters.credentials import redact
+from pydistem.adapters.lifecycle import ReservationSession, release_policy, release_saved
+from pydistem.adapters.state import ReservationStore
+from pydistem.cli import deploy, output
+from pydistem.client import Client
+from pydistem.errors import PydistemError
+from pydistem.model.machines import Machine
+from pydistem.model.platform_file import load_platform
+
+
+class CliProgress:
+    """Adapter progress as lines on stderr (steps bold, updates dim), redacted."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def _stamp(self) -> str:
+        return f"[{time.monotonic() - self.started:5.0f}s]"
+
+    def step(self, message: str) -> None:
+        output.err.print(f"[cyan]{self._stamp()}[/] {escape(redact(message))}")
+
+    def update(self, message: str) -> None:
+        output.err.print(f"[dim]{self._stamp()}   {escape(redact(message))}[/]")
+
+
+def list_testbeds(as_json: bool) -> int:
+    """``distem testbeds``: every installed adapter, its capabilities and option keys."""
+    rows = registry.listing()
+    if as_json:
+        output.print_json(
+            [
+                {"name": r.name, "entry_point": r.target, **(r.info or {}), "error": r.error}
+                for r in rows
+            ]
+        )
+        return 0
+    table = Table(title="testbed adapters (group pydistem.testbeds)", title_justify="left")
+    for col in ("name", "capabilities", "summary"):
+        table.add_column(col)
+    for r in rows:
+        if r.info is None:
+            table.add_row(r.name, "[red]cannot load[/]", escape(f"{r.target}: {r.error}"))
+        else:
+            table.add_row(
+                r.name,
+                ", ".join(r.info["capabilities"]) or "-",
+                escape(r.info["summary"]),
+            )
+    output.out.print(table)
+    return 0
+
+
+def release(keys: list[str], as_json: bool) -> int:
+    """``distem release [KEY...]``: end saved reservations (all by default)."""
+    store = ReservationStore()
+    if not keys and not store.all():
+        if as_json:
+            output.print_json({"released": []})
+        else:
+            output.done(f"no saved reservation in {store.directory}")
+        return 0
+    done = release_saved(store, keys or None, CliProgress())
+    if as_json:
+        output.print_json({"released": [r.key for r in done]})
+    for r in done:
+        output.done(f"released {r.key}")
+    return 0
+
+
+def pnode_targets(machines: list[Machine]) -> list[str]:
+    """What ``pnode_init`` is given for each prepared machine."""
+    return ["localhost" if m.host == "localhost" else m.host for m in machines]
+
+
+def deploy_file(
+    client: Client,
+    path: str,
+    run: str | None,
+    destroy_after: bool,
+    timeout: float,
+    as_json: bool,
+    release_flag: bool | None,
+) -> int:
+    """``distem deploy FILE``: with a ``testbed:`` section, the whole reserve-to-release
+    flow; without, the local deploy."""
+    platform = load_platform(path)  # bad file: ValidationError before anything starts
+    if platform.testbed is None:
+        return deploy.deploy(client, path, run, destroy_after, timeout, as_json)
+    progress = CliProgress()
+    session = ReservationSession.from_section(platform.testbed, progress)
+    policy = release_policy(platform.testbed) if release_flag is None else release_flag
+    destroyed = run is not None or destroy_after
+    summary: dict[str, Any] = {"testbed": session.adapter.name, "file": path}
+    status = 1
+    failure: BaseException | None = None
+    try:
+        res = session.reserve()
+        summary["reservation"] = res.key
+        summary["machines"] = [str(m) for m in res.machines]
+        output.done(f"reserved {res.key}: {len(res.machines)} machine(s)")
+        machines = session.prepare()
+        output.done(f"prepared {len(machines)} machine(s)")
+        status = deploy.deploy(
+            client, path, run, destroy_after, timeout, as_json, pnodes=pnode_targets(machines)
+        )
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        held = session.reservation is not None and not session.reservation.data.get("deleted")
+        wanted = policy is True or (policy is None and (destroyed or failure is not None))
+        summary["released"] = False
+        if held and wanted:
+            try:
+                session.release()
+                summary["released"] = True
+            except PydistemError as exc:
+                output.error(exc)
+        elif session.reservation is not None and session.reservation.data.get("deleted"):
+            summary["released"] = True
+        summary["status"] = "failed" if failure is not None else ("ok" if status == 0 else "error")
+        summary["seconds"] = round(time.monotonic() - progress.started, 1)
+        _summary(summary, held and not summary["released"])
+    return status
+
+
+def _summary(summary: dict[str, Any], kept: bool) -> None:
+    table = Table(title="summary", title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for key in ("testbed", "reservation", "machines", "status", "released", "seconds"):
+        if key in summary:
+            value = summary[key]
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            table.add_row(key, escape(redact(shown)))
+    output.err.print(table)
+    if kept:
+        output.note(f"reservation {summary.get('reservation')} is kept: `distem release` ends it")
