@@ -49,7 +49,16 @@ def table(name: str) -> bytes:
     )
 
 
+# pyroute2 compiles an nla_map once per class and marks the class compiled with class
+# attributes that a subclass inherits: both subclasses below reset them, or their parent's
+# compiled map (the table declared 'none', i.e. sent empty; tcmsg's own get_options) is
+# used whenever a plain netem qdisc was encoded first in this process.
+
+
 class _options_with_table(sched_netem.options):
+    _nlmsg_base__compiled_nla = False
+    _nlmsg_base__t_nla_map = None
+    _nlmsg_base__r_nla_map = None
     nla_map = tuple(
         ("TCA_NETEM_DELAY_DIST", "cdata") if name == "TCA_NETEM_DELAY_DIST" else (name, kind)
         for name, kind in sched_netem.options.nla_map
@@ -57,6 +66,10 @@ class _options_with_table(sched_netem.options):
 
 
 class _tcmsg_with_table(tcmsg):
+    _nlmsg_base__compiled_nla = False
+    _nlmsg_base__t_nla_map = None
+    _nlmsg_base__r_nla_map = None
+
     @staticmethod
     def get_options(self: tcmsg, *argv: Any, **kwarg: Any) -> type:
         return _options_with_table
@@ -82,8 +95,7 @@ def replace(
     ipr: IPRoute, index: int, handle: int, parent: int, params: dict[str, Any], distribution: str
 ) -> None:
     """``tc qdisc replace ... netem delay D J distribution <name>`` (raises NetlinkError)."""
-    ipr.nlm_request(
-        message(index, handle, parent, params, distribution),
-        msg_type=RTM_NEWQDISC,
-        msg_flags=NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-    )
+    msg = message(index, handle, parent, params, distribution)
+    msg["header"]["type"] = RTM_NEWQDISC
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    ipr.nlm_request_batch([msg])

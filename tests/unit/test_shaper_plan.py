@@ -112,11 +112,16 @@ def test_jitter_distribution_goes_with_the_netem_op():
 def test_distribution_table_is_sent_as_s16_data():
     import struct
 
-    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+    from pyroute2.netlink.rtnl.tcmsg import sched_netem, tcmsg
 
     from pydistem.plugins.shapers import netem_dist
 
     params = {"delay": 10_000, "jitter": 5_000, "limit": 1000}
+    # a plain netem message first, as the shaper's probe does: pyroute2 then has compiled
+    # the parent class's attribute map, which must not leak into ours
+    plain = tcmsg()
+    plain["attrs"] = [["TCA_KIND", "netem"], ["TCA_OPTIONS", sched_netem.get_parameters(params)]]
+    plain.encode()
     msg = netem_dist.message(3, 0x20000, 0x10001, params, "normal")
     msg.encode()
     decoded = netem_dist._tcmsg_with_table(msg.data)
