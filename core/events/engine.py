@@ -56,7 +56,8 @@ class EventEngine:
             int(r.source.rsplit(":", 1)[-1]) for r in self.randoms
         ]
         self._ids = itertools.count(max(ids, default=0) + 1)
-        self._sources = itertools.count(len(self.randoms) + 1)
+        tags = [e.source.rsplit("churn:", 1)[-1] for e in self.events if "churn:" in e.source]
+        self._sources = itertools.count(max((int(t) for t in tags if t.isdigit()), default=0) + 1)
 
     # ------------------------------------------------------------------ validation
     def check(
