@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     BANDWIDTH,
     NETWORK,
     Stopwatch,
@@ -34,7 +34,7 @@ from common import (  # noqa: E402
     proc_status,
     vnode_addresses,
 )
-from probe import ping_all  # noqa: E402
+from probe import ping_all
 
 BENCH_DIR = Path("/var/lib/pydistem/bench")
 IMAGE = BENCH_DIR / "busybox.tar.gz"
@@ -152,7 +152,9 @@ def run(n: int, runtime: str, shaped: bool) -> dict[str, Any]:
                     out = cl.platform_deploy(doc)
                     failed = {v["name"]: v.get("error") for v in out["vnodes"] if v.get("error")}
                     if failed:
-                        raise RuntimeError(f"{len(failed)} vnodes failed: {list(failed.items())[:3]}")
+                        raise RuntimeError(
+                            f"{len(failed)} vnodes failed: {list(failed.items())[:3]}"
+                        )
                     deployed = time.monotonic()
                     netns = f"/run/netns/pd{daemon.tag}-probe"
                     result["probe"] = ping_all(netns, addresses)

@@ -22,15 +22,13 @@ import os
 import secrets
 import sys
 import threading
-import time
 from pathlib import Path
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl import TC_H_INGRESS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    BANDWIDTH,
+from common import (
     PREFIXLEN,
     Stopwatch,
     emit,
@@ -39,7 +37,7 @@ from common import (  # noqa: E402
     vnode_addresses,
     wait_links_gone,
 )
-from probe import ping_all  # noqa: E402
+from probe import ping_all
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000

@@ -47,11 +47,16 @@ class Shaper(abc.ABC):
         input: Traffic | None,
         output: Traffic | None,
         journal: Journal,
+        *,
+        fresh: bool = False,
     ) -> None:
         """Make ``host_ifname``'s shaping exactly ``input``/``output`` (None or empty =
         no limit), replacing whatever was set before; per-peer latencies set with
         :meth:`apply_peer_latencies` are kept. Idempotent, and safe on a live vnode
         with traffic flowing (objects are changed in place when the layout allows).
+        ``fresh=True`` says the caller has just created ``host_ifname``: it carries no
+        tc object yet, so the shaper may skip reading its state (the agent passes it
+        when it builds a vnode; reading costs a dump of every device's qdiscs).
 
         Raises, BEFORE changing anything: ValidationError(field, reason) for a
         contradictory spec (``output.jitter`` without a latency), Unsupported when

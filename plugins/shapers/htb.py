@@ -192,8 +192,11 @@ class HtbShaper(Shaper):
         input: Traffic | None,
         output: Traffic | None,
         journal: Journal,
+        *,
+        fresh: bool = False,
     ) -> None:
-        self._apply(host_ifname, input, output, self._peers.get(host_ifname, {}), journal)
+        peers = self._peers.get(host_ifname, {})
+        self._apply(host_ifname, input, output, peers, journal, fresh=fresh)
 
     def apply_peer_latencies(
         self, host_ifname: str, latencies: Mapping[str, str], journal: Journal
@@ -225,7 +228,11 @@ class HtbShaper(Shaper):
         output: Traffic | None,
         peers: Mapping[str, str],
         journal: Journal,
+        fresh: bool = False,
     ) -> None:
+        """``fresh``: the caller just created ``host_ifname``, so it has no tc object
+        yet and reading its state is skipped: the kernel dumps the qdiscs of EVERY
+        device of the netns for one device's, which made a deploy O(N^2)."""
         keep_input = input is _KEEP
         ifb = plan.ifb_name(host_ifname, self.ifb_prefix)
         # plans first: every ValidationError/Unsupported before the kernel is touched
@@ -236,15 +243,19 @@ class HtbShaper(Shaper):
             host = self._lookup(ipr, host_ifname, must=True)
             assert host is not None
             if not keep_input:
-                self._run(ipr, plan.plan_changes(self._dump(ipr, host), in_plan), host_ifname)
+                current = [] if fresh else self._dump(ipr, host)
+                self._run(ipr, plan.plan_changes(current, in_plan), host_ifname)
             if out_plan:
                 idx, created = self._ensure_ifb(ipr, ifb, host_ifname, journal)
-                self._run(ipr, plan.plan_changes(self._dump(ipr, idx), out_plan), ifb)
-                if created or not self._has_ingress(ipr, host):
-                    self._del_ingress(ipr, host)
+                current = [] if created else self._dump(ipr, idx)
+                self._run(ipr, plan.plan_changes(current, out_plan), ifb)
+                if created or fresh or not self._has_ingress(ipr, host):
+                    if not fresh:
+                        self._del_ingress(ipr, host)
                     self._run(ipr, plan.plan_redirect(host_ifname, ifb), host_ifname)
             else:
-                self._del_ingress(ipr, host)
+                if not fresh:
+                    self._del_ingress(ipr, host)
                 self._del_ifb(ipr, ifb, journal)
         self._output[host_ifname] = output
         self._peers[host_ifname] = dict(peers)
