@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from pydistem import errors
+from pydistem.client_limits import LimitsCalls
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.events.client import EventsMixin
 from pydistem.model.platform_file import Platform, load_platform
@@ -107,7 +108,7 @@ def token_file() -> Path:
     return Path(os.environ.get("PYDISTEM_TOKEN_FILE") or DEFAULT_TOKEN_FILE)
 
 
-class Client(EventsMixin):
+class Client(EventsMixin, LimitsCalls):
     """A connection to one coordinator; use it as a context manager.
 
     ``url``: ``http://host:port`` (default ``$PYDISTEM_URL`` or ``http://127.0.0.1:4567``);

@@ -15,6 +15,7 @@ from pydistem import __version__
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token
 from pydistem.errors import ValidationError
+from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.model.validate import parse
 
@@ -113,6 +114,19 @@ def viface_link(request: Request, name: str, viface: str, body: Doc) -> dict[str
         raise ValidationError("up", "true (link up) or false (link down)")
     _agent(request).viface_link(name, viface, up)
     return {"ok": True}
+
+
+@router.put("/vnodes/{name}/limits")
+def vnode_limits(request: Request, name: str, body: Doc) -> dict[str, Any]:
+    cpu = parse(CpuLimit, body["cpu"], "cpu") if body.get("cpu") else None
+    memory = parse(MemoryLimit, body["memory"], "memory") if body.get("memory") else None
+    _agent(request).vnode_limits(name, cpu, memory)
+    return {"ok": True}
+
+
+@router.get("/vnodes/{name}/limits")
+def vnode_limits_info(request: Request, name: str) -> dict[str, Any]:
+    return _agent(request).vnode_limits_info(name)
 
 
 @router.post("/clean")

@@ -18,7 +18,9 @@ from pydistem.agent.journal import Entry, Journal
 from pydistem.errors import KernelError
 
 ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "freezer")
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")
+#: v2 controllers a vnode group needs enabled in its parent (limits, process count)
+V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
 
 
 def is_v2() -> bool:
@@ -44,7 +46,11 @@ class CGroup:
         journal.add("cgroup", self.name, dirs=[str(d) for d in self.dirs])
         for d in self.dirs:
             try:
+                if is_v2():
+                    enable_controllers(d.parent)
                 d.mkdir(exist_ok=True)
+                if d.parent.name == "cpuset" and not is_v2():
+                    inherit_cpuset(d)
             except OSError as exc:
                 raise KernelError(
                     f"create cgroup {d}", exc.strerror or str(exc), exc.errno
@@ -101,6 +107,24 @@ class CGroup:
         remove_dirs([str(d) for d in self.dirs])
         if journal is not None:
             journal.remove("cgroup", self.name)
+
+
+def enable_controllers(parent: Path) -> None:
+    """v2: make the CPU, cpuset, memory and pids controllers available to ``parent``'s
+    children (``cgroup.subtree_control``), those the kernel offers. Idempotent."""
+    offered = set((parent / "cgroup.controllers").read_text().split())
+    enabled = set((parent / "cgroup.subtree_control").read_text().split())
+    missing = [c for c in V2_CONTROLLERS if c in offered and c not in enabled]
+    if missing:
+        (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in missing))
+
+
+def inherit_cpuset(group: Path) -> None:
+    """v1: a new cpuset group has no cores nor memory nodes (no process may join it):
+    copy its parent's. Idempotent."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not (group / name).read_text().strip():
+            (group / name).write_text((group.parent / name).read_text().strip())
 
 
 def remove_dirs(dirs: list[str]) -> None:

@@ -18,6 +18,7 @@ from pydistem.errors import PydistemError, ValidationError
 
 RUNTIMES = "pydistem.runtimes"
 SHAPERS = "pydistem.shapers"
+LIMITS = "pydistem.limits"
 
 
 def _entry_points(group: str) -> list[Any]:
@@ -55,3 +56,7 @@ def load_runtime(name: str, state_dir: Path, journal: Journal, field: str = "run
 
 def load_shaper(name: str, field: str = "shaper") -> Any:
     return _load(SHAPERS, name, field, ())
+
+
+def load_limiter(name: str = "cgroup", field: str = "limiter") -> Any:
+    return _load(LIMITS, name, field, ())

@@ -28,8 +28,10 @@ from pyroute2 import IPRoute
 from pydistem.agent import netlink, sysctl
 from pydistem.agent.cgroups import clean_cgroup
 from pydistem.agent.journal import Entry, Journal
-from pydistem.agent.plugins import load_runtime, load_shaper
+from pydistem.agent.limits import LimitsKeeper, check_field
+from pydistem.agent.plugins import load_limiter, load_runtime, load_shaper
 from pydistem.errors import Conflict, NotFound, PydistemError, ValidationError
+from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
@@ -78,6 +80,7 @@ class Agent:
         self._pool = ThreadPoolExecutor(max(1, max_workers), thread_name_prefix="agent")
         self._vnets: dict[str, VNetwork] = {}
         self._vnodes: dict[str, VNode] = {}
+        self.limits = LimitsKeeper(load_limiter)
         self._load_state()
 
     # ------------------------------------------------------------------ naming
@@ -105,6 +108,7 @@ class Agent:
             for spec in vdir.glob("*/spec.json"):
                 v = VNode.model_validate_json(spec.read_text())
                 self._vnodes[v.name] = v
+                self.limits.load(v.name, spec.parent)
 
     def _save_vnets(self) -> None:
         tmp = self.state_dir / "vnetworks.json.tmp"
@@ -144,9 +148,13 @@ class Agent:
                     mem_kb = int(line.split()[1])
         from pydistem.agent.plugins import runtime_names
 
+        mhz = 0.0
+        with contextlib.suppress(PydistemError):
+            mhz = self.limits.limiter.host().mhz
         return {
             "hostname": socket.gethostname(),
             "cores": os.cpu_count() or 1,
+            "cpu_mhz": mhz,
             "memory_mb": mem_kb // 1024,
             "kernel": os.uname().release,
             "runtimes": runtime_names(),
@@ -189,8 +197,9 @@ class Agent:
             rt = self.runtime(vnode.runtime, f"{prefix}.runtime")
             try:
                 rt.validate(vnode)
+                self.limits.validate(vnode.cpu, vnode.memory)
             except ValidationError as exc:
-                raise ValidationError(f"{prefix}.{exc.field}", exc.reason) from None
+                raise check_field(prefix, exc) from None
 
     def _ctx(self, vnode: VNode, etc_hosts: str = "") -> VNodeContext:
         return VNodeContext(
@@ -249,7 +258,10 @@ class Agent:
                     nipr.link("set", index=lo, state="up")
 
         netlink.run_in_netns(ctx.netns_path, inside)
-        self.runtime(vnode.runtime).start(ctx)
+        rt = self.runtime(vnode.runtime)
+        rt.start(ctx)
+        if vnode.cpu or vnode.memory or self.limits.holds(vnode.name):
+            self.limits.apply(vnode, rt.cgroup_dirs(ctx), ctx.workdir)
         self._apply_traffic(vnode, fresh)
 
     def _apply_traffic(self, vnode: VNode, fresh: set[str] | frozenset[str] = frozenset()) -> None:
@@ -357,6 +369,7 @@ class Agent:
         self.journal.remove("netns", ctx.netns_path)
         shutil.rmtree(ctx.workdir, ignore_errors=True)
         self.journal.remove("dir", str(ctx.workdir))
+        self.limits.forget(name)
         with self._lock:
             self._vnodes.pop(name, None)
 
@@ -412,6 +425,28 @@ class Agent:
         state = "up" if up else "down"
         netlink.set_state(ipr, idx, host, state)
 
+    def vnode_limits(self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None) -> None:
+        """Replace the CPU and memory limits of a vnode (None: no limit), live when it
+        runs. Bad limits raise before anything changes; a kernel refusal puts the old
+        limits back and raises."""
+        v = self._get(vnode)
+        ctx = self._ctx(v)
+        limited = bool(cpu or memory or v.cpu or v.memory)
+        dirs = self.runtime(v.runtime).cgroup_dirs(ctx) if limited else []
+        self.limits.change(v, cpu, memory, dirs, ctx.workdir)
+        (ctx.workdir / "spec.json").write_text(v.model_dump_json())
+
+    def vnode_limits_info(self, vnode: str) -> dict[str, Any]:
+        """The vnode's limits, the cores it holds, this pnode's CPU, and what it consumed
+        (``usage``: ``cpu_ns``, ``memory_bytes``, ``oom_kills``, ``throttled``)."""
+        v = self._get(vnode)
+        rt = self.runtime(v.runtime)
+        try:
+            dirs = rt.cgroup_dirs(self._ctx(v))
+        except PydistemError:
+            dirs = []
+        return self.limits.info(v, dirs)
+
     # ------------------------------------------------------------------ cleanup
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         out: dict[str, Callable[[Entry], None]] = {
@@ -449,6 +484,7 @@ class Agent:
             self._vnodes.clear()
             self._vnets.clear()
             self._save_vnets()
+        self.limits.forget()
         self.journal.compact()
         return report
 

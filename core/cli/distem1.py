@@ -102,9 +102,19 @@ _OPTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         ("bw", "latency", "loss", "corruption", "duplication", "reordering", "direction"),
         "vnode=V,iface=I[,bw=..,latency=..,loss=P%,..,direction=INPUT|OUTPUT]",
     ),
-    "set-vmem": ("subopts", ("vnode",), ("mem", "swap"), "(not supported)"),
-    "set-vcpu": ("subopts", ("vnode", "corenb", "cpu_speed"), ("unit",), "(not supported)"),
-    "config-vcpu": ("subopts", ("vnode", "cpu_speed"), ("unit",), "(not supported)"),
+    "set-vmem": ("subopts", ("vnode",), ("mem", "swap"), "vnode=V,mem=MB[,swap=MB]"),
+    "set-vcpu": (
+        "subopts",
+        ("vnode", "corenb", "cpu_speed"),
+        ("unit",),
+        "vnode=V,corenb=N,cpu_speed=VAL|unlimited[,unit=mhz|ratio]",
+    ),
+    "config-vcpu": (
+        "subopts",
+        ("vnode", "cpu_speed"),
+        ("unit",),
+        "vnode=V,cpu_speed=VAL|unlimited[,unit=mhz|ratio]",
+    ),
     "get-pnode-info": ("optarg", (), (), "[P]  pnode description(s)"),
     "get-vnode-info": ("optarg", (), (), "[V]  vnode description(s)"),
     "get-vnetwork-info": ("optarg", (), (), "[NET]  vnetwork description(s)"),
@@ -126,9 +136,6 @@ _UNSUPPORTED = {
     "shell": "use `distem execute V -- sh -c '...'`",
     "create-vroute": "vroutes are not in pydistem's native API yet",
     "complete-vroutes": "vroutes are not in pydistem's native API yet",
-    "set-vmem": "memory limits are not in pydistem's native API yet",
-    "set-vcpu": "CPU limits are not in pydistem's native API yet",
-    "config-vcpu": "CPU limits are not in pydistem's native API yet",
     "set-global-etchosts": "not in pydistem's native API",
     "set-global-arptable": "not in pydistem's native API",
 }
@@ -326,6 +333,21 @@ def _add(plan: Plan, name: str, value: str | None) -> None:
             calls.append(Call(method, (*target, limits)))
         else:
             raise Distem1UsageError(f"direction={direction}: INPUT or OUTPUT expected")
+    elif name in ("set-vcpu", "config-vcpu"):
+        speed = subopts["cpu_speed"]
+        if speed.lower() == "unlimited":
+            val: Any = 1
+            unit = "ratio"
+        else:
+            val, unit = speed, subopts.get("unit") or "mhz"
+        if name == "set-vcpu":
+            calls.append(Call("vcpu_create", (subopts["vnode"], val, unit, subopts["corenb"])))
+        else:
+            calls.append(Call("vcpu_update", (subopts["vnode"], val, unit)))
+    elif name == "set-vmem":
+        if not subopts.get("mem"):
+            raise Distem1UsageError("The mandatory sub-option mem must be set with --set-vmem")
+        calls.append(Call("vmem_create", (subopts["vnode"], subopts["mem"], subopts.get("swap"))))
     elif name in ("get-pnode-info", "get-vnode-info", "get-vnetwork-info"):
         kind = name.split("-")[1]
         calls.append(Call(f"{kind}_info", (value,)) if value else Call(f"{kind}s_info"))

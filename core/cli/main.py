@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from pydistem import __version__
-from pydistem.cli import deploy, distem1, events, output, testbed
+from pydistem.cli import deploy, distem1, events, limits, output, testbed
 from pydistem.client import Client, ExecResult
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
 
 COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
-    "clean", "status", "image", "events", "testbeds", "release",
+    "clean", "status", "image", "events", "testbeds", "release", "vcpu", "vmem",
 )  # fmt: skip
 
 
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{key}")
     p.add_argument("--reordering")
     p.add_argument("--clear", action="store_true", help="remove the limits of DIRECTION")
+
+    limits.add_parsers(sub, cmd)
 
     # execute, wait
     p = cmd(sub, "execute", "run a command in vnodes: distem execute VNODE -- CMD ...")
@@ -237,6 +239,8 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
         return _vnode(args, client, action)
     elif command == "viface":
         return _viface(args, client, action)
+    elif command in ("vcpu", "vmem"):
+        return limits.run(args, client)
     elif command == "execute":
         return _execute(args, client)
     elif command == "wait":

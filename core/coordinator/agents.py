@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import httpx
 
 from pydistem import errors
+from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult
 
@@ -37,6 +38,10 @@ class AgentLink(Protocol):
         self, vnode: str, viface: str, input: Traffic | None, output: Traffic | None
     ) -> None: ...
     def viface_link(self, vnode: str, viface: str, up: bool) -> None: ...
+    def vnode_limits(
+        self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None
+    ) -> None: ...
+    def vnode_limits_info(self, vnode: str) -> dict[str, Any]: ...
     def clean(self) -> Any: ...
 
 
@@ -114,6 +119,16 @@ class HttpAgentLink:
 
     def viface_link(self, vnode: str, viface: str, up: bool) -> None:
         self._call("PUT", f"/vnodes/{vnode}/vifaces/{viface}/link", {"up": up})
+
+    def vnode_limits(self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None) -> None:
+        body = {
+            "cpu": cpu.model_dump() if cpu else None,
+            "memory": memory.model_dump() if memory else None,
+        }
+        self._call("PUT", f"/vnodes/{vnode}/limits", body)
+
+    def vnode_limits_info(self, vnode: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/vnodes/{vnode}/limits"))
 
     def clean(self) -> Any:
         return self._call("POST", "/clean")

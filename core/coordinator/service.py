@@ -179,6 +179,7 @@ class Coordinator:
                 hostname=facts.get("hostname"),
                 status="RUNNING",
                 cores=int(facts.get("cores", 0)),
+                cpu_mhz=float(facts.get("cpu_mhz", 0)),
                 memory_mb=int(facts.get("memory_mb", 0)),
                 runtimes=list(facts.get("runtimes", [])),
             )
@@ -411,6 +412,18 @@ class Coordinator:
                 raise Conflict(f"vnode {vnode} is {v.status}: start it to change its links")
         self.link(str(v.host)).viface_link(vnode, viface, up)
         return vif
+
+    def vnode_cpu_update(self, vnode: str, cpu: dict[str, Any]) -> Any:
+        """Change some fields of a vnode's CPU limit, live (see coordinator/limits.py)."""
+        from pydistem.coordinator import limits
+
+        return limits.cpu_change(self, vnode, cpu)
+
+    def vnode_cpu_check(self, vnode: str, cpu: dict[str, Any]) -> Any:
+        """Validate what :meth:`vnode_cpu_update` would set; changes nothing."""
+        from pydistem.coordinator import limits
+
+        return limits.cpu_check(self, vnode, cpu)
 
     # ------------------------------------------------------------------ lifecycle
     def etc_hosts(self) -> str:

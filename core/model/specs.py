@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydistem.errors import ValidationError
 from pydistem.model import names, units
 from pydistem.model.images import check_image_url
+from pydistem.model.limits import CpuLimit, MemoryLimit
 
 VNodeStatus = Literal["INIT", "CONFIGURING", "RUNNING", "DOWN", "FROZEN", "FAILED"]
 
@@ -145,6 +146,8 @@ class VNode(_Model):
     vfilesystem: VFilesystem | None = None
     vifaces: list[VIface] = Field(default_factory=list)
     ssh_key: SshKey | None = None
+    cpu: CpuLimit | None = None
+    memory: MemoryLimit | None = None
     status: VNodeStatus = "INIT"
 
     @model_validator(mode="before")
@@ -232,6 +235,7 @@ class PNode(_Model):
     hostname: str | None = None
     status: Literal["INIT", "RUNNING", "FAILED", "DOWN"] = "INIT"
     cores: int = 0
+    cpu_mhz: float = 0
     memory_mb: int = 0
     runtimes: list[str] = Field(default_factory=list)
     features: dict[str, bool] = Field(default_factory=dict)

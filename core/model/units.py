@@ -93,3 +93,39 @@ def parse_percent(field: str, value: object) -> float:
 def parse_size(field: str, value: object) -> int:
     """Bytes from ``512M``, ``2G``, ``4096`` (binary multiples)."""
     return int(_parse(field, value, _SIZE_UNITS, "size"))
+
+
+_MEMORY_UNITS = {
+    "": 1024**2,  # a bare number is MiB, as Distem's vmem ``mem`` (MB)
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1024**4,
+    "tib": 1024**4,
+}
+_FREQ_UNITS = {"hz": 1e-6, "khz": 1e-3, "mhz": 1.0, "ghz": 1e3}
+
+
+def parse_memory(field: str, value: object) -> int:
+    """Bytes from ``512MiB``, ``1g``, ``2GB``, ``768m`` (binary multiples, as the kernel's
+    memory cgroup reads them); a bare number is MiB, as Distem's ``mem``. Zero is refused."""
+    size = int(_parse(field, value, _MEMORY_UNITS, "memory size"))
+    if size <= 0:
+        raise ValidationError(field, f"{value!r}: a memory size must be greater than zero")
+    return size
+
+
+def parse_mhz(field: str, value: object) -> float:
+    """MHz from ``1200MHz``, ``1.2GHz``, ``800mhz``. Zero is refused."""
+    mhz = _parse(field, value, _FREQ_UNITS, "frequency")
+    if mhz <= 0:
+        raise ValidationError(field, f"{value!r}: a frequency must be greater than zero")
+    return mhz

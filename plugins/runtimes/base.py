@@ -101,6 +101,15 @@ class Runtime(abc.ABC):
 
         raise Unsupported(f"runtime {self.name} cannot unfreeze vnodes")
 
+    def cgroup_dirs(self, ctx: VNodeContext) -> list[Path]:
+        """The control-group folders that hold every process of the running vnode (one
+        per v1 hierarchy, or the one v2 folder); CPU and memory limits are written
+        there. Empty when the vnode does not run. Raises Unsupported when this runtime
+        cannot say (then limits cannot be set)."""
+        from pydistem.errors import Unsupported
+
+        raise Unsupported(f"runtime {self.name} cannot limit CPU or memory")
+
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         """For each journal ``kind`` this runtime records, how to remove one such
         object given only its journal entry (no live state: used after a crash).

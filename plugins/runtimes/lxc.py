@@ -120,6 +120,13 @@ def lxc_cgroups(name: str) -> list[Path]:
     return found
 
 
+def payload_cgroups(name: str) -> list[Path]:
+    """The cgroup folders of container ``name``'s processes (``lxc.payload.<name>``, one
+    per hierarchy; nested groups the container makes are inside them)."""
+    top = "lxc.payload." + name
+    return [cg for cg in lxc_cgroups(name) if cg.name == top]
+
+
 def remove_lxc_cgroups(name: str) -> None:
     """rmdir the (empty) cgroups LXC left for ``name``. Idempotent.
 
@@ -473,6 +480,10 @@ class LxcRuntime(Runtime):
         res = _run(self._argv("lxc-unfreeze", ctx))
         if res.returncode != 0:
             raise KernelError(f"lxc-unfreeze {ctx.vnode.name}", res.stderr.strip())
+
+    def cgroup_dirs(self, ctx: VNodeContext) -> list[Path]:
+        """LXC's ``lxc.payload.<container>`` folders while the vnode runs."""
+        return payload_cgroups(self._cname(ctx)) if self.is_running(ctx) else []
 
     def is_frozen(self, ctx: VNodeContext) -> bool:
         return self._freezer_state(ctx) in ("FROZEN", "FREEZING")

@@ -61,6 +61,9 @@ class NetnsRuntime(Runtime):
     def unfreeze(self, ctx: VNodeContext) -> None:
         _group(ctx).thaw()
 
+    def cgroup_dirs(self, ctx: VNodeContext) -> list[Path]:
+        return [d for d in _group(ctx).dirs if d.is_dir()]
+
     def execute(
         self,
         ctx: VNodeContext,

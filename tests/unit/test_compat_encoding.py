@@ -130,9 +130,9 @@ def test_vnode_desc_and_shape() -> None:
     doc = shapes.vnode_desc("node1", desc, {})
     assert doc["runtime"] == "lxc" and doc["host"] == "localhost"
     assert doc["vifaces"] == [{"name": "if0", "vnetwork": "vnet", "default": True}]
-    with pytest.raises(DistemError) as err:
-        shapes.vnode_desc("n", {"vcpu": {"corenb": 1}}, None)
-    assert err.value.status == 501
+    limited = shapes.vnode_desc("n", {"vcpu": {"corenb": "2"}, "vmem": {"mem": "512"}}, None)
+    assert limited["cpu"] == {"cores": "2", "frequency": 1.0}
+    assert limited["memory"] == {"limit": "512"}
     net = VNetwork(name="vnet", address="10.144.0.0/22")
     v = VNode.model_validate({**doc, "vifaces": [{**doc["vifaces"][0], "address": "10.144.0.1"}]})
     shape = shapes.vnode(v, 0, {"vnet": net}, {})

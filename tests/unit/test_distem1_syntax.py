@@ -114,7 +114,7 @@ def test_config_viface_limits_and_direction():
         (["--start-vnode"], "missing argument: --start-vnode"),
         (["--config-viface", "vnode=v,iface=i"], "At lease one of the two parameters"),
         (["--config-viface", "vnode=v,iface=i,bw=1mbit,direction=UP"], "INPUT or OUTPUT"),
-        (["--set-vcpu", "vnode=v,corenb=1,cpu_speed=1"], "not supported by pydistem"),
+        (["--set-vcpu", "vnode=v,cpu_speed=1"], "mandatory sub-option corenb"),
         (["--copy-to", "vnode=v,src=a,dest=b"], "not supported by pydistem"),
         (["--quit", "n1"], "--quit PNODE is not supported"),
         (["--load-config", "format=SIMGRID"], "only JSON"),
@@ -143,7 +143,7 @@ def test_no_option_and_leftovers_and_help():
 def test_unsupported_option_changes_nothing_even_after_good_ones():
     # translation fails before any call runs: nothing half-done
     with pytest.raises(Distem1UsageError):
-        translate(["--start-vnode", "v", "--set-vmem", "vnode=v,mem=1"])
+        translate(["--start-vnode", "v", "--create-vroute", "vnetsrc=a,vnetdest=b,gateway=g"])
 
 
 def test_sub_options_split_like_ruby():

@@ -21,7 +21,7 @@ from pydistem.model.specs import SshKey, Traffic, VFilesystem, VIface, VNetwork,
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-PLUGIN_GROUPS = ("pydistem.runtimes", "pydistem.shapers", "pydistem.testbeds")
+PLUGIN_GROUPS = ("pydistem.runtimes", "pydistem.shapers", "pydistem.limits", "pydistem.testbeds")
 
 
 def _read(name: str) -> str:

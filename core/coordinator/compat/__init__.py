@@ -6,6 +6,7 @@ the :class:`~pydistem.coordinator.service.Coordinator`'s methods; nothing is rei
 
 # registers Distem's /events/* and /eventmanager routes on the same router
 from pydistem.coordinator.compat import events as _events  # noqa: F401
+from pydistem.coordinator.compat import limits as _limits  # noqa: F401 - registers vcpu/vmem
 from pydistem.coordinator.compat.router import router
 
 __all__ = ["router"]

@@ -266,11 +266,15 @@ def _update(c: Coordinator, names: list[str] | None, form: Form) -> list[str]:
         _get_vnode(c, n)
     if kind == "update":
         desc = _desc(form)
-        ignored = ("status", "name")  # python-distem sends the vnode's name in the desc
+        ignored = ("status", "name", "vcpu", "vmem")  # python-distem sends the name
         other = {k for k, v in desc.items() if k not in ignored and v not in (None, {})}
         other -= {"mode"} if str(desc.get("mode") or "NORMAL").upper() == "NORMAL" else set()
         if other:
             raise not_implemented(f"vnode update of {', '.join(sorted(other))}")
+        if "vcpu" in desc or "vmem" in desc:
+            from pydistem.coordinator.compat.limits import apply_desc
+
+            apply_desc(c, targets, desc)
         _set_status(c, targets, desc.get("status"))
     elif kind == "stop":
         _check(c.vnodes_stop(targets))
@@ -461,12 +465,6 @@ UNSERVED = [
     ("PUT", "/vnetworks", "vnetwork routing interface"),
     ("POST", "/vnetworks/routes/complete", "vroutes"),
     ("POST", "/vnetworks/{vnet}/routes", "vroutes"),
-    ("POST", "/vnodes/{vnode}/cpu", "vcpu"),
-    ("PUT", "/vnodes/{vnode}/cpu", "vcpu"),
-    ("GET", "/vnodes/{vnode}/cpu", "vcpu"),
-    ("DELETE", "/vnodes/{vnode}/cpu", "vcpu"),
-    ("POST", "/vnodes/{vnode}/vmem", "vmem"),
-    ("PUT", "/vnodes/{vnode}/vmem", "vmem"),
     ("POST", "/vnodes/{vnode}/filesystem", "vfilesystem create"),
     ("PUT", "/vnodes/{vnode}/filesystem", "vfilesystem update"),
     ("GET", "/vnodes/{vnode}/filesystem/image", "vfilesystem image download"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from pydistem.coordinator.compat import vresources
 from pydistem.coordinator.compat.encoding import invalid, not_implemented, parse_bool
 from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode
 
@@ -127,14 +128,16 @@ def vnode(
     ssh = None
     if v.ssh_key is not None:
         ssh = v.ssh_key.model_dump(exclude_none=True)
+    p = pnodes.get(str(v.host))
+    vcpu = vresources.vcpu(v.cpu, p.cores if p else 0, p.cpu_mhz if p else 0.0)
     return {
         "id": str(index),
         "name": v.name,
         "status": v.status,
         "vfilesystem": fs,
         "vifaces": [viface(v, i, vif, vnets) for i, vif in enumerate(v.vifaces)],
-        "vcpu": None,
-        "vmem": None,
+        "vcpu": vcpu,
+        "vmem": vresources.vmem(v.memory),
         "mode": "NORMAL",
         "host": host,
         "ssh_key": ssh,
@@ -199,15 +202,8 @@ def viface_desc(desc: dict[str, Any], field: str) -> dict[str, Any]:
     return doc
 
 
-#: vnode desc keys this slice does not serve yet
-_UNSERVED = {"vcpu": "vcpu", "vmem": "vmem"}
-
-
 def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
     """pydistem VNode fields (runtime lxc) from a Distem vnode desc; ``status`` is left out."""
-    for key, feature in _UNSERVED.items():
-        if desc.get(key) not in (None, {}):
-            raise not_implemented(feature)
     mode = str(desc.get("mode") or "NORMAL").upper()
     if mode != "NORMAL":
         raise not_implemented(f"mode {mode} (vroutes)")
@@ -238,8 +234,14 @@ def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
         if not isinstance(key, dict):
             raise invalid("ssh_key: an object {public, private}")
         doc["ssh_key"] = {k: str(key[k]) for k in ("public", "private") if key.get(k)}
+    if desc.get("vcpu") not in (None, {}):
+        doc["cpu"] = vresources.cpu_from_desc(desc["vcpu"])
+    if desc.get("vmem") not in (None, {}):
+        memory = vresources.memory_from_desc(desc["vmem"])
+        if memory is not None:
+            doc["memory"] = memory
     unknown = set(desc) - {"name", "host", "vfilesystem", "vifaces", "ssh_key", "mode", "status"}
-    unknown -= set(_UNSERVED)
+    unknown -= {"vcpu", "vmem"}
     if unknown:
         raise invalid(f"desc: unknown keys {sorted(unknown)}")
     return doc

@@ -1,0 +1,1 @@
+"""CPU and memory limit plugins (stevedore group ``pydistem.limits``)."""
