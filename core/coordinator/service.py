@@ -420,10 +420,14 @@ class Coordinator:
         return limits.cpu_change(self, vnode, cpu)
 
     def vnode_cpu_check(self, vnode: str, cpu: dict[str, Any]) -> Any:
-        """Validate what :meth:`vnode_cpu_update` would set; changes nothing."""
+        """Validate what :meth:`vnode_cpu_update` would set; changes nothing. Fields are
+        named inside ``cpu`` (``frequency``, ``cores``)."""
         from pydistem.coordinator import limits
 
-        return limits.cpu_check(self, vnode, cpu)
+        try:
+            return limits.cpu_check(self, vnode, cpu)
+        except ValidationError as exc:
+            raise ValidationError(exc.field.removeprefix("cpu."), exc.reason) from None
 
     # ------------------------------------------------------------------ lifecycle
     def etc_hosts(self) -> str:
