@@ -419,6 +419,12 @@ class Coordinator:
 
         return limits.cpu_change(self, vnode, cpu)
 
+    def vnode_memory_update(self, vnode: str, memory: dict[str, Any] | str) -> Any:
+        """Change the memory limit of a vnode (``{"limit": "256MiB"}`` or ``"256MiB"``), live."""
+        from pydistem.coordinator import limits
+
+        return limits.vmem_update(self, vnode, memory)
+
     def vnode_cpu_check(self, vnode: str, cpu: dict[str, Any]) -> Any:
         """Validate what :meth:`vnode_cpu_update` would set; changes nothing. Fields are
         named inside ``cpu`` (``frequency``, ``cores``)."""

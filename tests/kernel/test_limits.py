@@ -163,6 +163,10 @@ def test_memory_limit_oom_kills_inside_the_vnode(
 
 def test_limits_survive_a_restart_and_cores_do_not_overlap(platform: Coordinator) -> None:
     c = platform
+    with pytest.raises(ValidationError) as err:  # more cores than the pnode: nothing created
+        c.vnodes_create([{"name": "x", "runtime": "netns", "cpu": {"cores": 999}}])
+    assert err.value.field == "vnodes[0].cpu.cores" and "this pnode has" in err.value.reason
+    assert "x" not in c.vnodes
     c.vnodes_create(
         [
             {"name": "a", "runtime": "netns", "cpu": {"cores": 1, "frequency": 0.5}},

@@ -1,46 +1,19 @@
 """Netem through HtbShaper, inside a virtme-ng VM that runs a full Debian kernel.
 
-This host's kernel has no sch_netem; the guest's has. ONE VM is booted for the module:
-it runs tests/vm/guest_netem.py (the real plugin, from the host's read-only tree and
-venv) which writes JSON into a --rwdir folder; the tests below assert on it.
-Tools: tests/vm/setup_vm_tools.sh (qemu, linux-image-amd64, virtme-ng).
+This host's kernel has no sch_netem; the guest's has. ONE VM is booted for the session
+(tests/vm/conftest.py): it runs tests/vm/guest_netem.py (the real plugin, from the host's
+read-only tree and venv) which writes JSON into a --rwdir folder; the tests below assert
+on it. Tools: tests/vm/setup_vm_tools.sh (qemu, linux-image-amd64, virtme-ng).
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-VNG = VENV_BIN / "vng"
-BOOT_TIMEOUT_S = 420
-
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-
-
-def _kernel() -> str | None:
-    images = sorted(glob.glob("/boot/vmlinuz-*-amd64"), key=os.path.getmtime)
-    return images[-1] if images else None
-
-
-def _missing() -> str | None:
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 missing"
-    if not VNG.exists():
-        return f"virtme-ng missing ({VNG})"
-    if _kernel() is None:
-        return "no /boot/vmlinuz-*-amd64 (linux-image-amd64)"
-    return None
 
 
 #: qemu without KVM (TCG) delivers a timer-delayed packet late: 0.5-1.8 ms per netem
@@ -56,26 +29,12 @@ def delayed(got_ms: float, base_ms: float, delay_ms: float, holds: int = 1) -> b
 
 
 @pytest.fixture(scope="module")
-def guest(tmp_path_factory) -> dict:
-    reason = _missing()
-    if reason:
-        pytest.skip(f"{reason}: run tests/vm/setup_vm_tools.sh")
-    out = tmp_path_factory.mktemp("vm")
-    results = out / "results.json"
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-           "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-    cmd = f"cd {ROOT} && {sys.executable} tests/vm/guest_netem.py {results}"
-    argv = [str(VNG), "--run", _kernel(), "--disable-kvm", "--disable-microvm", "--user", "root",
-            "--cpus", "2", "--memory", "1G", "--rwdir", str(out), "--exec", cmd]  # fmt: skip
-    t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True,
-                          timeout=BOOT_TIMEOUT_S)  # fmt: skip
-    elapsed = time.monotonic() - t0
-    if not results.exists():
-        pytest.fail(f"the guest wrote no results (rc {proc.returncode}):\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
-    data = json.loads(results.read_text())
-    data["vm_s"] = elapsed
+def guest(vm_run: dict) -> dict:
+    """What tests/vm/guest_netem.py measured in the session's VM (see conftest.py)."""
+    data = vm_run["results"]["netem"]
+    if data is None:
+        pytest.fail(f"the guest wrote no results ({vm_run['log']})")
+    data = {**data, "vm_s": vm_run["vm_s"]}
     print(json.dumps({k: v for k, v in data.items() if k != "after_clear"}, indent=1))
     return data
 
