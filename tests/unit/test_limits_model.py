@@ -273,3 +273,12 @@ def test_distem_vmem_desc_and_object():
         "soft_limit": "",
         "hard_limit": "",
     }
+
+
+def test_the_example_platform_loads():
+    from pydistem.model.platform_file import load_platform
+
+    root = Path(__file__).resolve().parents[2]
+    vnodes = {v.name: v for v in load_platform(root / "examples" / "limits.yaml").vnodes}
+    assert vnodes["slow"].cpu == CpuLimit(cores=1, frequency=0.5)
+    assert vnodes["small"].memory == MemoryLimit(limit="64MiB", swap="0")
