@@ -216,13 +216,17 @@ class Client(EventsMixin, LimitsCalls):
 
     # ------------------------------------------------------------------ pnodes
 
-    def pnode_init(self, target: str | Iterable[str] = "localhost") -> list[dict[str, Any]]:
+    def pnode_init(
+        self, target: str | dict[str, Any] | Iterable[str | dict[str, Any]] = "localhost"
+    ) -> list[dict[str, Any]]:
         """Initialise one pnode or a list of them (hostnames or addresses); returns them.
 
+        A target may also be ``{"id": ..., "address": ..., "port": 4568}``: the pnode is
+        then keyed by that id (``distem bootstrap`` uses how the machine is reached).
         Idempotent: an already initialised pnode is returned as it is. Raises
         AgentUnreachable when a target's agent does not answer.
         """
-        targets = [target] if isinstance(target, str) else list(target)
+        targets = [target] if isinstance(target, str | dict) else list(target)
         return self._request("POST", "/pnodes", {"targets": targets}, wait=300)
 
     def pnodes_info(self) -> list[dict[str, Any]]:

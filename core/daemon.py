@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR[,CIDR]",
         help="client networks allowed on the Distem routes (default loopback only)",
     )
+    p.add_argument(
+        "--pnode-id",
+        default="localhost",
+        help="with -d, the pnode id of this machine's agent (default localhost; "
+        "distem bootstrap passes how the machine is reached, e.g. 10.0.0.1 or host:2222)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             store,
             connect=lambda p: HttpAgentLink(p.id, f"http://{p.address}:{p.port}", token),
             local_agent=agent,
+            local_id=args.pnode_id,
         )
         app = create_app(
             coordinator,

@@ -1,14 +1,14 @@
 #!/bin/sh
 # Install what pydistem needs on Debian 12, as root. Idempotent: a second run only checks.
 #   - Debian packages: LXC, static busybox (images), debootstrap, iproute2, ping, iperf3,
-#     OpenSSH, nftables, python3-venv
+#     OpenSSH, nftables, python3-venv, sudo (the bootstrap tests gain root through it)
 #   - a virtualenv .venv in this checkout with `pip install -e '.[test]'`
 #   - /usr/local/bin/distem and /usr/local/bin/distemd pointing into .venv
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${PYDISTEM_VENV:-$ROOT/.venv}
 PACKAGES="lxc busybox-static debootstrap iproute2 iputils-ping iperf3 openssh-server
-openssh-client nftables python3 python3-venv ca-certificates procps"
+openssh-client nftables python3 python3-venv ca-certificates procps sudo"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run me as root (pydistem drives netlink, LXC and cgroups)" >&2

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydistem import __version__
-from pydistem.cli import deploy, distem1, events, limits, output, testbed
+from pydistem.cli import bootstrap, deploy, distem1, events, limits, output, testbed
 from pydistem.client import Client, ExecResult
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
@@ -23,6 +23,7 @@ from pydistem.model.names import expand_group
 COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
     "clean", "status", "image", "events", "testbeds", "release", "vcpu", "vmem",
+    "bootstrap", "quit",
 )  # fmt: skip
 
 
@@ -175,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="bookworm", help="Debian suite (debian only)")
     p.add_argument("--mirror", help="Debian mirror (debian only)")
     p.add_argument("--force", action="store_true", help="rebuild a cached Debian image")
+
+    # machines
+    bootstrap.add_parsers(sub, cmd)
     return parser
 
 
@@ -495,6 +499,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return testbed.list_testbeds(args.json)
         if args.command == "release":
             return testbed.release(args.keys, args.json)
+        if args.command == "bootstrap":
+            return bootstrap.run_bootstrap(args)
+        if args.command == "quit":
+            status = bootstrap.run_quit(args)
+            if status is not None:
+                return status
+            args.command = "clean"  # nothing bootstrapped: quit = clean the coordinator
         coordinator = args.coordinator
         if coordinator and "=" in coordinator:
             coordinator = distem1.coordinator_spec(coordinator)

@@ -48,11 +48,22 @@ def _local_addresses() -> set[str]:
     return out
 
 
+def _explicit_pnode(target: Any, field: str) -> PNode | None:
+    """``{"id", "address", "port"?, "features"?}`` -> a PNode in INIT; None for a name."""
+    if isinstance(target, str):
+        return None
+    if not isinstance(target, dict) or not {"id", "address"} <= target.keys():
+        raise ValidationError(field, "a hostname, an address or {id, address[, port]}")
+    keys = ("id", "address", "port", "features")
+    return parse(PNode, {k: target[k] for k in keys if k in target}, field)
+
+
 class Coordinator:
     """Platform state plus the operations of the API. Thread-safe.
 
     ``connect(pnode)`` returns the AgentLink of a pnode; ``local_agent`` is the
-    agent of this machine (pnode ``localhost``), when the daemon runs one.
+    agent of this machine, when the daemon runs one: the pnode ``local_id`` (default
+    ``localhost``; ``distem bootstrap`` names it after how the machine is reached).
     """
 
     def __init__(
@@ -60,8 +71,10 @@ class Coordinator:
         store: Store,
         connect: Callable[[PNode], AgentLink],
         local_agent: AgentLink | None = None,
+        local_id: str = "localhost",
     ) -> None:
         self.store = store
+        self.local_id = local_id
         self._connect = connect
         self._local = local_agent
         self._links: dict[str, AgentLink] = {}
@@ -97,7 +110,7 @@ class Coordinator:
                 pnode = self.pnodes.get(pnode_id)
                 if pnode is None:
                     raise NotFound("pnode", pnode_id)
-                if pnode.id == "localhost" and self._local is not None:
+                if pnode.id == self.local_id and self._local is not None:
                     self._links[pnode_id] = self._local
                 else:
                     self._links[pnode_id] = self._connect(pnode)
@@ -142,8 +155,8 @@ class Coordinator:
             raise ValidationError(field, "a pnode hostname or address is required")
         if target in self.pnodes:
             return target
-        if self._local is not None and target in _local_addresses():
-            return "localhost"
+        if self._local is not None and target in _local_addresses() | {self.local_id}:
+            return self.local_id
         try:
             addr = socket.gethostbyname(target)
         except OSError:
@@ -153,16 +166,22 @@ class Coordinator:
                 return p.id
         return addr
 
-    def pnode_init(self, targets: list[str]) -> list[PNode]:
-        """Initialise pnodes (idempotent): contact their agent and record their facts."""
+    def pnode_init(self, targets: list[str | dict[str, Any]]) -> list[PNode]:
+        """Initialise pnodes (idempotent): contact their agent and record their facts.
+
+        A target is a hostname or address (resolved; the pnode is keyed by its address),
+        or an explicit ``{"id", "address", "port"?, "features"?}`` keyed by ``id`` as
+        given (``distem bootstrap`` passes how each machine is reached, never what
+        ``hostname`` prints)."""
         out = []
         for i, target in enumerate(targets):
-            pid = self.resolve_pnode(target, f"targets[{i}]")
+            explicit = _explicit_pnode(target, f"targets[{i}]")
+            pid = explicit.id if explicit else self.resolve_pnode(str(target), f"targets[{i}]")
             if pid in self.pnodes and self.pnodes[pid].status == "RUNNING":
                 out.append(self.pnodes[pid])
                 continue
             address = "127.0.0.1" if pid == "localhost" else pid
-            pnode = PNode(id=pid, address=address, status="INIT")
+            pnode = explicit or PNode(id=pid, address=address, status="INIT")
             with self._lock:
                 self.pnodes[pid] = pnode
                 self._links.pop(pid, None)
@@ -174,7 +193,7 @@ class Coordinator:
                 raise
             pnode = PNode(
                 id=pid,
-                address=address,
+                address=pnode.address,
                 port=pnode.port,
                 hostname=facts.get("hostname"),
                 status="RUNNING",
@@ -182,6 +201,7 @@ class Coordinator:
                 cpu_mhz=float(facts.get("cpu_mhz", 0)),
                 memory_mb=int(facts.get("memory_mb", 0)),
                 runtimes=list(facts.get("runtimes", [])),
+                features=pnode.features,
             )
             with self._lock:
                 self.pnodes[pid] = pnode
@@ -191,7 +211,7 @@ class Coordinator:
 
     def _ensure_default_pnode(self) -> None:
         if not self.pnodes and self._local is not None:
-            self.pnode_init(["localhost"])
+            self.pnode_init([self.local_id])
 
     # ------------------------------------------------------------------ vnetworks
     def _plan_vnetworks(self, items: list[Any], prefix: str) -> list[VNetwork]:

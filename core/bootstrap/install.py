@@ -1,0 +1,172 @@
+"""Software on a machine: iproute2 >= 3.16, LXC, and pydistem itself in a virtualenv.
+
+pydistem is installed from a wheel of *this* pydistem (built once from the source tree,
+or given with ``--wheel``), copied over SFTP and ``pip install``ed into the venv; its
+dependencies come from the machine's package index. A machine whose venv already holds
+the same pydistem version is left alone (``--reinstall`` forces it).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pydistem
+from pydistem.bootstrap.checks import parse_ip_version, plan_iproute2
+from pydistem.bootstrap.options import BootstrapOptions, MachinePaths
+from pydistem.bootstrap.report import MachineReport, StepFailed
+from pydistem.bootstrap.ssh import Session
+
+APT = "export DEBIAN_FRONTEND=noninteractive; "
+
+
+def has_apt(session: Session) -> bool:
+    return session.run("command -v apt-get >/dev/null").ok
+
+
+def ensure_iproute2(session: Session, report: MachineReport, options: BootstrapOptions) -> None:
+    """Check ``ip -V``; upgrade iproute2 through apt when it is older than 3.16."""
+    version = parse_ip_version(session.run("ip -V 2>&1", root=True).stdout)
+    plan = plan_iproute2(version, has_apt(session))
+    report.facts["iproute2"] = str(version)
+    if plan.action == "ok":
+        return
+    if plan.action == "fail":
+        raise StepFailed(plan.reason)
+    if not options.install_packages:
+        raise StepFailed(f"{plan.reason}; upgrade it, or drop --no-install")
+    r = session.run(plan.command, root=True, timeout=900)
+    if not r.ok:
+        raise StepFailed(f"{plan.reason}; apt-get failed: {r.why()}")
+    after = parse_ip_version(session.run("ip -V 2>&1", root=True).stdout)
+    report.facts["iproute2"] = str(after)
+    if not after.has_vxlan_dstport:
+        raise StepFailed(
+            f"{plan.reason}; apt-get installed {after}, still too old: enable a newer "
+            "suite (backports) and run bootstrap again"
+        )
+    report.actions.append(f"iproute2 upgraded from {version} to {after}")
+
+
+def ensure_lxc(session: Session, report: MachineReport, options: BootstrapOptions) -> None:
+    """LXC's tools, installed through apt when missing. Without them only the ``netns``
+    runtime works: a warning, not a failure."""
+    if not session.run("command -v lxc-start >/dev/null", root=True).ok:
+        consequence = "vnodes of runtime lxc cannot run here (runtime netns still works)"
+        if not options.install_packages:
+            report.warnings.append(f"LXC is not installed: {consequence}")
+            return
+        if not has_apt(session):
+            report.warnings.append(f"LXC is not installed and there is no apt-get: {consequence}")
+            return
+        r = session.run(APT + "apt-get install -y -q lxc >/dev/null", root=True, timeout=900)
+        if not r.ok:
+            report.warnings.append(f"apt-get install lxc failed ({r.why()}): {consequence}")
+            return
+        report.actions.append("LXC installed (apt-get install lxc)")
+    version = session.run("lxc-start --version", root=True)
+    report.facts["lxc"] = version.stdout.strip() if version.ok else "?"
+
+
+class WheelSource:
+    """The pydistem wheel to copy to machines: ``path`` as given, or built once (on
+    first need, thread-safe) from the source tree this pydistem runs from."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def get(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = self._build()
+            if not self._path.is_file():
+                raise StepFailed(f"wheel {self._path} does not exist")
+            return self._path
+
+    def _build(self) -> Path:
+        root = source_root()
+        if root is None:
+            raise StepFailed(
+                "pydistem is not installed from a source tree here, so no wheel can be "
+                "built: pass --wheel pydistem-VERSION-py3-none-any.whl"
+            )
+        self._tmp = tempfile.TemporaryDirectory(prefix="pydistem-wheel-")
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", self._tmp.name, root],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wheels = sorted(Path(self._tmp.name).glob("pydistem-*.whl"))
+        if r.returncode or not wheels:
+            raise StepFailed(f"building the pydistem wheel failed: {r.stderr.strip()[-300:]}")
+        return wheels[0]
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def source_root() -> str | None:
+    """The source tree (with setup.cfg naming pydistem) this pydistem runs from."""
+    root = Path(pydistem.__file__).resolve().parent.parent
+    cfg = root / "setup.cfg"
+    if cfg.is_file() and "name = pydistem" in cfg.read_text():
+        return str(root)
+    return None
+
+
+def installed_version(session: Session, paths: MachinePaths) -> str | None:
+    probe = f"{shlex.quote(paths.python)} -c 'import pydistem; print(pydistem.__version__)'"
+    r = session.run(f"{probe} 2>/dev/null", root=True)
+    return r.stdout.strip() if r.ok and r.stdout.strip() else None
+
+
+def ensure_pydistem(
+    session: Session,
+    report: MachineReport,
+    options: BootstrapOptions,
+    paths: MachinePaths,
+    wheel: WheelSource,
+) -> None:
+    """pydistem of this version in ``paths.venv``; skipped when it is already there."""
+    want = pydistem.__version__
+    have = installed_version(session, paths)
+    report.facts["venv"] = paths.venv
+    if have == want and not options.reinstall:
+        report.facts["pydistem"] = f"{have} (already installed)"
+        return
+    py = session.run("python3 -c 'import sys; print(sys.version_info >= (3, 11))'", root=True)
+    if py.stdout.strip() != "True":
+        raise StepFailed(f"pydistem needs python3 >= 3.11 ({py.why()})")
+    venv = shlex.quote(paths.venv)
+    if not session.run(f"test -x {venv}/bin/pip", root=True).ok:
+        r = session.run(f"python3 -m venv {venv}", root=True)
+        if not r.ok and has_apt(session) and options.install_packages:
+            session.run(APT + "apt-get install -y -q python3-venv >/dev/null", root=True)
+            report.actions.append("python3-venv installed (apt-get)")
+            r = session.run(f"rm -rf {venv}; python3 -m venv {venv}", root=True)
+        if not r.ok:
+            raise StepFailed(f"cannot create the virtualenv {paths.venv}: {r.why()}")
+    local = wheel.get()
+    remote = f"/tmp/{local.name}"
+    session.put(local.read_bytes(), remote)
+    force = " --force-reinstall --no-deps" if have == want else ""
+    r = session.run(
+        f"{venv}/bin/pip install -q --disable-pip-version-check{force} {shlex.quote(remote)}; "
+        f"s=$?; rm -f {shlex.quote(remote)}; exit $s",
+        root=True,
+        timeout=900,
+    )
+    if not r.ok:
+        raise StepFailed(f"pip install of {local.name} into {paths.venv} failed: {r.why()}")
+    report.facts["pydistem"] = want
+    report.actions.append(
+        f"pydistem {want} installed into {paths.venv}" + (f" (was {have})" if have else "")
+    )
