@@ -119,23 +119,28 @@ FEATURES: dict[str, tuple[bool, str]] = {
     ),
 }
 
-#: Runs as root. Each check creates the real object inside ``unshare -n`` so nothing
-#: outlives the script; one line per feature: ``<feature> ok`` or ``<feature> missing <why>``.
+#: Runs as root. Every check creates the real object inside ONE throwaway network
+#: namespace (``unshare -n``; one namespace, not one per check: creating namespaces is
+#: slow on a busy kernel), so nothing outlives the script. One line per feature:
+#: ``<feature> ok`` or ``<feature> missing <why>``.
 FEATURE_PROBE = r"""
-probe() { name=$1; shift
+inner='probe() { name=$1; shift
   if err=$("$@" 2>&1); then echo "$name ok"
   else echo "$name missing $(echo "$err" | tail -n 1)"; fi
 }
+echo "netns ok"
+ip link set lo up
+probe veth ip link add pdp0 type veth peer name pdp1
+probe bridge ip link add pdp2 type bridge
+probe vxlan ip link add pdp3 type vxlan id 42
+probe sch_netem tc qdisc add dev lo root netem delay 1ms
+probe sch_htb tc qdisc replace dev lo root handle 1: htb'
 if ! command -v unshare >/dev/null 2>&1; then
-  for f in netns veth bridge vxlan sch_htb sch_netem; do echo "$f missing no unshare(1)"; done
-else
-  probe netns unshare -n true
-  probe veth unshare -n ip link add pdp0 type veth peer name pdp1
-  probe bridge unshare -n ip link add pdp0 type bridge
-  probe vxlan unshare -n ip link add pdp0 type vxlan id 42
-  probe sch_htb unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root htb'
-  probe sch_netem unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms'
+  out="netns missing no unshare(1)"
+elif ! out=$(unshare -n sh -c "$inner" 2>&1); then
+  out="netns missing $(echo "$out" | tail -n 1)"
 fi
+printf '%s\n' "$out"
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   c=$(cat /sys/fs/cgroup/cgroup.controllers)
 else

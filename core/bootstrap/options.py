@@ -37,7 +37,7 @@ class BootstrapOptions:
     wheel: Path | None = None  # the pydistem wheel to install; default: built from source
     reinstall: bool = False  # install pydistem even when the same version is there
     install_packages: bool = True  # apt-get LXC / iproute2 when missing or too old
-    daemon_timeout: float = 30.0  # seconds for a distemd to answer after it starts
+    daemon_timeout: float = 60.0  # seconds for a distemd to answer after it starts
 
     def for_machine(self, machine: Machine, index: int) -> MachinePaths:
         """The venv, state dir and tag of the ``index``-th machine (1-based)."""

@@ -32,7 +32,8 @@ def _options(bed, tmp_path: Path, **kw) -> BootstrapOptions:
         venv=VENV,
         state_dir=str(tmp_path / "state" / "{index}"),
         tag=unique_tag() + "{index}",
-        connect_timeout=5,
+        connect_timeout=10,
+        daemon_timeout=180,  # a distemd starts in 2 s here, in minutes on a starved CPU
         **kw,
     )
 
