@@ -192,6 +192,10 @@ class HostBed:
                     "UseDNS no",
                     "MaxStartups 100:30:200",
                     "Subsystem sftp internal-sftp",
+                    # the hosts share this machine's /root: a login runs its ~/.bashrc,
+                    # which on some images runs `pyenv rehash`; a lock left by a shell
+                    # killed at teardown then stalls every later login 60 s
+                    "SetEnv PYENV_REHASH_TIMEOUT=1",
                     "",
                 ]
             )
