@@ -129,6 +129,28 @@ def vnode_limits_info(request: Request, name: str) -> dict[str, Any]:
     return _agent(request).vnode_limits_info(name)
 
 
+@router.put("/etc_hosts")
+def etc_hosts_set(request: Request, body: Doc) -> dict[str, str | None]:
+    lines = [str(x) for x in body.get("pnode_lines") or []]
+    return _agent(request).etc_hosts_set(str(body.get("vnode_hosts") or ""), lines)
+
+
+@router.get("/vifaces/macs")
+def vifaces_macs(request: Request) -> dict[str, dict[str, str]]:
+    return _agent(request).vifaces_macs()
+
+
+@router.put("/arp")
+def arp_fill(request: Request, body: Doc) -> dict[str, str | None]:
+    return _agent(request).arp_fill(list(body.get("entries") or []))
+
+
+@router.put("/peers_latencies")
+def peers_latencies(request: Request, body: Doc) -> dict[str, Any]:
+    _agent(request).peers_latencies(dict(body.get("rules") or {}))
+    return {"ok": True}
+
+
 @router.post("/clean")
 def clean(request: Request) -> dict[str, Any]:
     return asdict(_agent(request).clean())

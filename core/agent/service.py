@@ -25,12 +25,12 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from pydistem.agent import netlink, sysctl
+from pydistem.agent import etchosts, neighbours, netlink, sysctl
 from pydistem.agent.cgroups import clean_cgroup
 from pydistem.agent.journal import Entry, Journal
 from pydistem.agent.limits import LimitsKeeper, check_field
 from pydistem.agent.plugins import load_limiter, load_runtime, load_shaper
-from pydistem.errors import Conflict, NotFound, PydistemError, ValidationError
+from pydistem.errors import Conflict, KernelError, NotFound, PydistemError, ValidationError
 from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
@@ -58,6 +58,9 @@ class Agent:
     ``tag`` makes every kernel name of this agent unique on the machine, so that
     several agents (e.g. test hosts in namespaces) never touch each other's objects.
     """
+
+    #: the pnode's hosts file, where Distem's global /etc/hosts puts its marked block
+    etc_hosts_path = Path("/etc/hosts")
 
     def __init__(
         self,
@@ -447,11 +450,80 @@ class Agent:
             dirs = []
         return self.limits.info(v, dirs)
 
+    # ------------------------------------------------------------------ Distem's tables
+    def _running(self) -> list[VNode]:
+        return [
+            v
+            for v in list(self._vnodes.values())
+            if self.runtime(v.runtime).is_running(self._ctx(v))
+        ]
+
+    def etc_hosts_set(self, vnode_hosts: str, pnode_lines: list[str]) -> dict[str, str | None]:
+        """Distem's global /etc/hosts: ``vnode_hosts`` becomes /etc/hosts of every running
+        vnode here, ``pnode_lines`` the marked block of this pnode's own hosts file
+        (journaled: ``clean`` removes the block). Idempotent. Returns vnode -> error."""
+        etchosts.write_block(self.etc_hosts_path, self.tag, pnode_lines, self.journal)
+
+        def one(v: VNode) -> None:
+            argv = ["/bin/sh", "-c", "cat > /etc/hosts"]
+            res = self.runtime(v.runtime).execute(self._ctx(v), argv, 30, vnode_hosts.encode())
+            if res.exit_code != 0:
+                raise KernelError(f"write /etc/hosts in {v.name}", res.stderr.strip())
+
+        return self._parallel(self._running(), one, lambda v: v.name)
+
+    def vifaces_macs(self) -> dict[str, dict[str, str]]:
+        """vnode -> viface -> MAC address, for every running vnode here."""
+        out: dict[str, dict[str, str]] = {}
+        for v in self._running():
+            names = [i.name for i in v.vifaces if i.vnetwork]
+
+            def read(ipr: IPRoute, names: list[str] = names) -> dict[str, str]:
+                macs = {n: neighbours.mac_of(ipr, n) for n in names}
+                return {n: m for n, m in macs.items() if m}
+
+            path = netlink.netns_path(self.netns_name(v.name))
+            out[v.name] = netlink.run_in_netns(path, read)
+        return out
+
+    def arp_fill(self, entries: list[dict[str, str]]) -> dict[str, str | None]:
+        """Distem's global ARP table: in every running vnode here, a permanent neighbour
+        entry for each peer of ``entries`` (``{vnetwork, address, mac}``) on the same
+        vnetwork. Idempotent. Returns vnode -> error."""
+
+        def one(v: VNode) -> None:
+            def inside(ipr: IPRoute) -> None:
+                for vif in v.vifaces:
+                    peers = [
+                        (e["address"], e["mac"])
+                        for e in entries
+                        if e["vnetwork"] == vif.vnetwork and e["address"] != vif.address
+                    ]
+                    if vif.vnetwork:
+                        neighbours.fill(ipr, vif.name, peers)
+
+            netlink.run_in_netns(netlink.netns_path(self.netns_name(v.name)), inside)
+
+        return self._parallel(self._running(), one, lambda v: v.name)
+
+    def peers_latencies(self, rules: dict[str, dict[str, Any]]) -> None:
+        """Distem's ``set_peers_latencies``: ``rules`` maps a vnode to ``{"viface": name,
+        "latencies": {dest_ip: "10ms"}}``; what it sends to each destination gets that
+        latency (an empty mapping removes them). One vnode after the other: the first
+        one raises Unsupported (naming the missing kernel module) before anything is
+        changed; NotFound for an unknown vnode. Idempotent."""
+        for name in rules:
+            self._get(name)
+        for name, rule in rules.items():
+            host = self.veth_name(name, str(rule["viface"]))
+            self.shaper().apply_peer_latencies(host, dict(rule["latencies"]), self.journal)
+
     # ------------------------------------------------------------------ cleanup
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         out: dict[str, Callable[[Entry], None]] = {
             **netlink.cleaners(),
             "cgroup": clean_cgroup,
+            etchosts.KIND: etchosts.clean_etchosts,
             "sysctl": sysctl.clean_sysctl,
             "dir": lambda e: shutil.rmtree(e.id, ignore_errors=True),
         }

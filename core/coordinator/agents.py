@@ -43,6 +43,11 @@ class AgentLink(Protocol):
     ) -> None: ...
     def vnode_limits_info(self, vnode: str) -> dict[str, Any]: ...
     def clean(self) -> Any: ...
+    # Distem's global tables and latency matrix
+    def etc_hosts_set(self, vnode_hosts: str, pnode_lines: list[str]) -> dict[str, str | None]: ...
+    def vifaces_macs(self) -> dict[str, dict[str, str]]: ...
+    def arp_fill(self, entries: list[dict[str, str]]) -> dict[str, str | None]: ...
+    def peers_latencies(self, rules: dict[str, dict[str, Any]]) -> None: ...
 
 
 class HttpAgentLink:
@@ -132,6 +137,19 @@ class HttpAgentLink:
 
     def clean(self) -> Any:
         return self._call("POST", "/clean")
+
+    def etc_hosts_set(self, vnode_hosts: str, pnode_lines: list[str]) -> dict[str, str | None]:
+        body = {"vnode_hosts": vnode_hosts, "pnode_lines": pnode_lines}
+        return dict(self._call("PUT", "/etc_hosts", body))
+
+    def vifaces_macs(self) -> dict[str, dict[str, str]]:
+        return dict(self._call("GET", "/vifaces/macs"))
+
+    def arp_fill(self, entries: list[dict[str, str]]) -> dict[str, str | None]:
+        return dict(self._call("PUT", "/arp", {"entries": entries}))
+
+    def peers_latencies(self, rules: dict[str, dict[str, Any]]) -> None:
+        self._call("PUT", "/peers_latencies", {"rules": rules})
 
     def close(self) -> None:
         self._http.close()

@@ -29,7 +29,7 @@ from pydistem.errors import (
 )
 from pydistem.model.addressing import AddressPool
 from pydistem.model.platform_file import Platform, platform_from_dict
-from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode
+from pydistem.model.specs import PNode, Traffic, VFilesystem, VIface, VNetwork, VNode
 from pydistem.model.validate import parse
 from pydistem.plugins.runtimes.base import ExecResult
 from pydistem.state.store import Store
@@ -208,6 +208,33 @@ class Coordinator:
                 self.store.put("pnode", pid, pnode.model_dump())
             out.append(pnode)
         return out
+
+    def pnode_update(self, pnode: str, cpu_algorithm: str) -> PNode:
+        """Record the pnode's CPU algorithm (Distem's ``hogs``/``gov``, kept as given)."""
+        with self._lock:
+            pid = self.resolve_pnode(pnode, "pnode")
+            if pid not in self.pnodes:
+                raise NotFound("pnode", pnode)
+            p = self.pnodes[pid].model_copy(update={"cpu_algorithm": cpu_algorithm})
+            p = PNode.model_validate(p.model_dump())
+            self.pnodes[pid] = p
+            self.store.put("pnode", pid, p.model_dump())
+            return p
+
+    def pnode_quit(self, pnode: str) -> PNode:
+        """Remove the vnodes of one pnode, clean it and forget it (vnetworks stay)."""
+        with self._lock:
+            pid = self.resolve_pnode(pnode, "pnode")
+            if pid not in self.pnodes:
+                raise NotFound("pnode", pnode)
+            names = [n for n, v in self.vnodes.items() if v.host == pid]
+        self.vnodes_remove(names)
+        self.link(pid).clean()
+        with self._lock:
+            p = self.pnodes.pop(pid)
+            self._links.pop(pid, None)
+            self.store.delete("pnode", pid)
+        return p
 
     def _ensure_default_pnode(self) -> None:
         if not self.pnodes and self._local is not None:
@@ -390,6 +417,20 @@ class Coordinator:
             self.pools = pools
             self._save_vnodes([vnode])
             return vif
+
+    def vnode_vfilesystem(self, vnode: str, data: dict[str, Any] | None) -> VNode:
+        """Set (or with None remove) the vfilesystem of a vnode not built yet (INIT)."""
+        with self._lock:
+            v = self._get_vnode(vnode)
+            if v.status != "INIT":
+                raise Conflict(f"vnode {vnode} is {v.status}: its filesystem is built already")
+            new = v.model_copy(deep=True)
+            new.vfilesystem = None if data is None else parse(VFilesystem, data, "vfilesystem")
+            if new.host and new.vfilesystem is not None:
+                self.link(new.host).check_vnodes([new])
+            v.vfilesystem = new.vfilesystem
+            self._save_vnodes([vnode])
+            return v
 
     def viface_remove(self, vnode: str, viface: str) -> VIface:
         with self._lock:

@@ -239,3 +239,4 @@ class PNode(_Model):
     memory_mb: int = 0
     runtimes: list[str] = Field(default_factory=list)
     features: dict[str, bool] = Field(default_factory=dict)
+    cpu_algorithm: Literal["hogs", "gov"] = "hogs"  # Distem's pnode CPU algorithm, recorded

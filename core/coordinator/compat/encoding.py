@@ -42,10 +42,12 @@ def not_found(message: str) -> DistemError:
     return DistemError(404, "ResourceNotFoundError", message)
 
 
-def not_implemented(feature: str) -> DistemError:
-    return DistemError(
-        501, "NotImplementedError", f"{feature} is not served by pydistem's Distem compat yet"
+def not_implemented(feature: str, why: str | None = None) -> DistemError:
+    """501 ``NotImplementedError`` naming the feature (and, given, what is missing)."""
+    text = (
+        f"{feature}: {why}" if why else f"{feature} is not served by pydistem's Distem compat yet"
     )
+    return DistemError(501, "NotImplementedError", text)
 
 
 def parse_form(body: bytes | str) -> dict[str, str | None]:

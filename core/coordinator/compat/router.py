@@ -152,7 +152,10 @@ def pnodes_info(c: Coordinator, form: Form) -> dict[str, Any]:
 @_route("GET", "/pnodes/{pnode}")
 def pnode_info(c: Coordinator, form: Form, pnode: str) -> dict[str, Any]:
     if pnode == "probes":
-        raise not_implemented("probes")
+        raise not_implemented(
+            "probes (Distem's periodic pnode resource probes)",
+            "pydistem does not sample pnode resources; use the vnodes' own tools",
+        )
     try:
         pid = c.resolve_pnode(pnode)
     except PydistemError:
@@ -419,14 +422,6 @@ def voutput_update(c: Coordinator, form: Form, vnode: str, iface: str) -> Any:
     return _traffic_put(c, form, vnode, iface, "output")
 
 
-@_route("GET", "/vnodes/{vnode}/filesystem")
-def vfilesystem_info(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]:
-    fs = _vnode(c, _get_vnode(c, vnode))["vfilesystem"]
-    if fs is None:
-        raise not_found(f"vfilesystem of vnode {vnode}")
-    return fs  # type: ignore[no-any-return]
-
-
 # ---------------------------------------------------------------------------- platform
 @_route("POST", "/wait_vnodes")
 def wait_vnodes(c: Coordinator, form: Form) -> list[str]:
@@ -454,28 +449,12 @@ def vplatform_info(c: Coordinator, form: Form) -> str:
 # ---------------------------------------------------------------------------- not yet
 #: Distem routes this slice does not serve: (method, path, feature named in the 501)
 UNSERVED = [
-    ("PUT", "/pnodes/{pnode}", "pnode update (cpu algorithms)"),
-    ("DELETE", "/pnodes/{pnode}", "pnode quit of one pnode"),
-    ("GET", "/pnodes/{pnode}/cpu", "pcpu info"),
-    ("GET", "/pnodes/{pnode}/memory", "pmemory info"),
-    ("POST", "/pnodes/probes", "probes"),
-    ("PUT", "/pnodes/probes", "probes"),
-    ("GET", "/pnodes/probes", "probes"),
-    ("DELETE", "/pnodes/probes", "probes"),
     ("PUT", "/vnetworks", "vnetwork routing interface"),
     ("POST", "/vnetworks/routes/complete", "vroutes"),
     ("POST", "/vnetworks/{vnet}/routes", "vroutes"),
-    ("POST", "/vnodes/{vnode}/filesystem", "vfilesystem create"),
-    ("PUT", "/vnodes/{vnode}/filesystem", "vfilesystem update"),
-    ("GET", "/vnodes/{vnode}/filesystem/image", "vfilesystem image download"),
-    ("POST", "/vplatform", "vplatform create"),
-    ("POST", "/", "vplatform create"),
     ("POST", "/vplatform/vnodesdotfile", "vnodes dot file"),
     ("POST", "/vplatform/loadphystopo", "alevin"),
     ("POST", "/vplatform/alevin", "alevin"),
-    ("POST", "/peers_matrix_latencies", "peers matrix latencies"),
-    ("POST", "/global_etchosts", "global etchosts"),
-    ("POST", "/global_arptable", "global arptable"),
 ]
 
 

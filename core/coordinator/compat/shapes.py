@@ -7,11 +7,22 @@ Keys keep Distem's order; values Distem had as strings are strings.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 
 from pydistem.coordinator.compat import vresources
 from pydistem.coordinator.compat.encoding import invalid, not_implemented, parse_bool
 from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode
+
+log = logging.getLogger(__name__)
+
+
+def ignore_unknown(field: str, desc: dict[str, Any], known: set[str]) -> None:
+    """Distem ignores desc keys it does not know: so do we, and log them."""
+    unknown = sorted(set(desc) - known)
+    if unknown:
+        log.info("distem-compat: %s: ignored unknown keys %s", field, ", ".join(unknown))
+
 
 #: Distem traffic property -> (its inner key, the Traffic field)
 _TRAFFIC = {
@@ -45,7 +56,7 @@ def pnode(p: PNode, index: int, status: str | None = None) -> dict[str, Any]:
             "max_swap_usage": "0",
         },
         "status": status or p.status,
-        "algorithms": {"cpu": "hogs"},
+        "algorithms": {"cpu": p.cpu_algorithm},
     }
 
 
@@ -121,7 +132,7 @@ def vnode(
             "shared": v.vfilesystem.shared,
             "path": None,
             "sharedpath": None,
-            "cow": False,
+            "cow": v.vfilesystem.shared,  # an overlay on the shared image is copy-on-write
             "disk_throttling": None,
         }
     host = pnodes[v.host].address if v.host in pnodes else v.host
@@ -175,6 +186,9 @@ def vnetwork_desc(name: str, address: str | None, opts: Any) -> dict[str, Any]:
     return doc
 
 
+VIFACE_KEYS = ("name", "vnetwork", "address", "macaddress", "default", "input", "output")
+
+
 def viface_desc(desc: dict[str, Any], field: str) -> dict[str, Any]:
     """pydistem VIface fields from a Distem viface desc (lower-cased keys)."""
     doc: dict[str, Any] = {}
@@ -188,17 +202,7 @@ def viface_desc(desc: dict[str, Any], field: str) -> dict[str, Any]:
     for direction in ("input", "output"):
         if direction in desc:
             doc[direction] = traffic_desc(desc[direction], f"{field}.{direction}")
-    unknown = set(desc) - {
-        "name",
-        "vnetwork",
-        "address",
-        "macaddress",
-        "default",
-        "input",
-        "output",
-    }
-    if unknown:
-        raise invalid(f"{field}: unknown keys {sorted(unknown)}")
+    ignore_unknown(field, desc, set(VIFACE_KEYS))
     return doc
 
 
@@ -212,16 +216,7 @@ def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
         doc["host"] = str(desc["host"])
     fs = desc.get("vfilesystem")
     if fs not in (None, {}):
-        if not isinstance(fs, dict) or not fs.get("image"):
-            raise invalid("vfilesystem: an object with an image")
-        if parse_bool(fs.get("cow")):
-            raise not_implemented("vfilesystem cow")
-        if fs.get("disk_throttling"):
-            raise not_implemented("vfilesystem disk_throttling")
-        doc["vfilesystem"] = {
-            "image": str(fs["image"]),
-            "shared": parse_bool(fs.get("shared", True)),
-        }
+        doc["vfilesystem"] = vfilesystem_desc(fs, "vfilesystem")
     vifaces = desc.get("vifaces") or []
     if not isinstance(vifaces, list):
         raise invalid("vifaces: a JSON array")
@@ -240,8 +235,29 @@ def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
         memory = vresources.memory_from_desc(desc["vmem"])
         if memory is not None:
             doc["memory"] = memory
-    unknown = set(desc) - {"name", "host", "vfilesystem", "vifaces", "ssh_key", "mode", "status"}
-    unknown -= {"vcpu", "vmem"}
-    if unknown:
-        raise invalid(f"desc: unknown keys {sorted(unknown)}")
+    ignore_unknown("desc", desc, VNODE_KEYS | {"vcpu", "vmem"})
     return doc
+
+
+VNODE_KEYS = {"name", "host", "vfilesystem", "vifaces", "ssh_key", "mode", "status"}
+
+
+def vfilesystem_desc(fs: Any, field: str) -> dict[str, Any]:
+    """pydistem VFilesystem fields from Distem's ``{image, shared, cow, disk_throttling}``.
+
+    pydistem builds a rootfs as an overlay on the image extracted once per pnode
+    (copy-on-write: writes stay private to the vnode), or as a private copy. Distem's
+    ``cow: true`` and ``shared: true`` both map to the overlay; ``shared: false`` with
+    ``cow: false`` to the private copy; neither given, to the overlay.
+    """
+    if not isinstance(fs, dict) or not fs.get("image"):
+        raise invalid(f"{field}: an object with an image")
+    if fs.get("disk_throttling") not in (None, {}, []):
+        raise not_implemented(
+            f"{field}.disk_throttling (blkio read/write limits per device)",
+            "pydistem does not throttle vnode disks (no blkio cgroup limits)",
+        )
+    given = "shared" in fs or "cow" in fs
+    overlay = parse_bool(fs.get("shared")) or parse_bool(fs.get("cow")) or not given
+    ignore_unknown(field, fs, {"image", "shared", "cow", "disk_throttling", "path", "sharedpath"})
+    return {"image": str(fs["image"]), "shared": overlay}

@@ -1,0 +1,83 @@
+"""A real ``distemd -d --distem-compat`` for the Distem compat tests, and the request
+encoding of Distem's Ruby client (rest-client 2.1)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+import pydistem.testing
+
+#: headers of every request of the Ruby client (WIRE_CAPTURE.md)
+RUBY_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": "rest-client/2.1.0 (linux-gnu x86_64) ruby/3.1.2p20",
+}
+FORM = "application/x-www-form-urlencoded"
+
+
+def www_form(fields: list[tuple[str, str | None]]) -> str:
+    """Ruby's ``URI.encode_www_form``: ``*-._`` and alphanumerics kept, space as ``+``,
+    the rest ``%XX``; a None value is a bare key (Ruby nil)."""
+
+    def enc(text: str) -> str:
+        return quote(text, safe="*-._ ").replace(" ", "+")
+
+    return "&".join(enc(k) if v is None else f"{enc(k)}={enc(v)}" for k, v in fields)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def distemd(state: Path, tag: str | None = None) -> Iterator[int]:
+    """Run ``distemd -d --distem-compat`` on a free port with its state in ``state``;
+    yields the port. On exit: ``DELETE /pnodes`` (cleans the pnode), then the process
+    is stopped by its pid."""
+    port = free_port()
+    cmd = [
+        str(Path(sys.executable).with_name("distemd")),
+        "-d",
+        "--distem-compat",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+        "--tag",
+        tag or pydistem.testing.unique_tag(),
+    ]
+    state.mkdir(parents=True, exist_ok=True)
+    log = (state / "distemd.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, (state / "distemd.log").read_text()
+            assert time.monotonic() < deadline, "distemd did not listen within 30 s"
+            time.sleep(0.1)
+        yield port
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.delete(f"http://127.0.0.1:{port}/pnodes", timeout=300, trust_env=False)
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
