@@ -9,6 +9,7 @@ through the same client. Tables by default, ``--json`` for scripts; errors print
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -475,6 +476,9 @@ def is_distem1(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Distem 1.x options sent over Distem's own wire protocol (docs/coming-from-distem.md)
+    wire = "--distem-wire" in argv or os.environ.get("PYDISTEM_WIRE") == "distem"
+    argv = [a for a in argv if a != "--distem-wire"]
     try:
         if is_distem1(argv):
             try:
@@ -485,6 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if exc.usage:
                     print(distem1.usage())
                 return exc.exit_code
+            if wire:
+                from pydistem.cli.distem_wire import DistemWireClient
+
+                with DistemWireClient(plan.coordinator) as wire_client:
+                    return run_distem1(plan, wire_client)  # type: ignore[arg-type]
             with Client(coordinator=plan.coordinator) as client:
                 return run_distem1(plan, client)
         parser = build_parser()

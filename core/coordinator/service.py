@@ -19,6 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
 from pydistem.coordinator.agents import AgentLink
 from pydistem.errors import (
     AlreadyExists,
@@ -40,11 +43,15 @@ LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "local"}
 
 
 def _local_addresses() -> set[str]:
+    """Names and addresses of this machine: hostname, FQDN, short name, every IPv4."""
     names = {socket.gethostname(), socket.getfqdn()}
+    names |= {n.split(".")[0] for n in names}
     out = set(LOCAL_NAMES) | names
     for n in names:
         with contextlib.suppress(OSError):
             out.update(str(i[4][0]) for i in socket.getaddrinfo(n, None, socket.AF_INET))
+    with contextlib.suppress(OSError, NetlinkError), IPRoute() as ipr:  # read-only
+        out.update(str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET))
     return out
 
 
@@ -157,6 +164,9 @@ class Coordinator:
             return target
         if self._local is not None and target in _local_addresses() | {self.local_id}:
             return self.local_id
+        for p in self.pnodes.values():  # a pnode's hostname, FQDN or short name
+            if p.hostname and target.split(".")[0] == p.hostname.split(".")[0]:
+                return p.id
         try:
             addr = socket.gethostbyname(target)
         except OSError:
