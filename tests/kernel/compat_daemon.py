@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def distemd(state: Path, tag: str | None = None) -> Iterator[int]:
+def distemd(
+    state: Path, tag: str | None = None, *extra: str, host: str = "127.0.0.1"
+) -> Iterator[int]:
     """Run ``distemd -d --distem-compat`` on a free port with its state in ``state``;
     yields the port. On exit: ``DELETE /pnodes`` (cleans the pnode), then the process
     is stopped by its pid."""
@@ -57,6 +59,7 @@ def distemd(state: Path, tag: str | None = None) -> Iterator[int]:
         str(state),
         "--tag",
         tag or pydistem.testing.unique_tag(),
+        *extra,
     ]
     state.mkdir(parents=True, exist_ok=True)
     log = (state / "distemd.log").open("w")
@@ -65,7 +68,7 @@ def distemd(state: Path, tag: str | None = None) -> Iterator[int]:
         deadline = time.monotonic() + 30
         while True:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
+                if s.connect_ex((host, port)) == 0:
                     break
             assert proc.poll() is None, (state / "distemd.log").read_text()
             assert time.monotonic() < deadline, "distemd did not listen within 30 s"
@@ -73,7 +76,7 @@ def distemd(state: Path, tag: str | None = None) -> Iterator[int]:
         yield port
     finally:
         with contextlib.suppress(httpx.HTTPError):
-            httpx.delete(f"http://127.0.0.1:{port}/pnodes", timeout=300, trust_env=False)
+            httpx.delete(f"http://{host}:{port}/pnodes", timeout=300, trust_env=False)
         proc.terminate()
         try:
             proc.wait(timeout=20)

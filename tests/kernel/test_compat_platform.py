@@ -19,6 +19,7 @@ import httpx
 import pytest
 from compat_daemon import FORM, distemd, www_form
 
+import pydistem.testing
 from pydistem.agent import etchosts
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
 from pydistem.images.build import build_busybox
@@ -273,3 +274,45 @@ def test_100_vnodes_from_one_vnodes_create_come_up(h: httpx.Client, image: Path)
     assert call(h, "POST", "/wait_vnodes", opts={"timeout": 120}) == ["true"]
     out = call(h, "POST", "/commands", names=[names[0], names[99]], command="ping -c1 -W2 v50")
     assert {n: o["success"] for n, o in out.items()} == {"v0": "ok", "v99": "ok"}, out
+
+
+PROBE = """
+import http.client, sys
+src, url = sys.argv[1], sys.argv[2]
+conn = http.client.HTTPConnection(url, timeout=10, source_address=(src, 0))
+conn.request("GET", "/vnodes")
+r = conn.getresponse()
+print(r.status, r.getheader("X-Application-Error-Code") or "")
+"""
+
+
+def test_allow_list_from_a_network_namespace(tmp_path: Path, kernel_unchanged: object) -> None:
+    """A caller in another netns: refused (403) outside --distem-compat-allow, served inside."""
+    tag = pydistem.testing.unique_tag()
+    ns, host_if = f"pdc{tag}", f"pdc{tag}h"
+    subnet = f"10.231.{int(tag[1:], 16) % 250}"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    try:
+        run("ip", "netns", "add", ns)
+        run("ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        run("ip", "addr", "add", f"{subnet}.1/29", "dev", host_if)
+        run("ip", "link", "set", host_if, "up")
+        for a in (f"{subnet}.2/29", f"{subnet}.3/29"):
+            run("ip", "-n", ns, "addr", "add", a, "dev", "eth0")
+        run("ip", "-n", ns, "link", "set", "eth0", "up")
+        allow = ("--bind", f"{subnet}.1", "--distem-compat-allow", f"{subnet}.2/32")
+        with distemd(tmp_path / "state", None, *allow, host=f"{subnet}.1") as port:
+
+            def probe(src: str) -> str:
+                argv = ["ip", "netns", "exec", ns, sys.executable, "-c", PROBE]
+                out = subprocess.run(
+                    [*argv, src, f"{subnet}.1:{port}"], capture_output=True, text=True, check=True
+                )
+                return out.stdout.strip()
+
+            assert probe(f"{subnet}.2") == "200"
+            refused = probe(f"{subnet}.3")
+            assert refused.startswith(f"403 ForbiddenError {subnet}.3 is not in"), refused
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

@@ -8,6 +8,7 @@ they build, use and remove a platform. Vectors of routes another helper is addin
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -48,7 +49,27 @@ def _param(v: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def kernel_lock() -> Iterator[None]:
+    """The host-wide kernel-test lock (tests/conftest.py), held for the whole replay: the
+    vectors build one platform together, no other checkout may interleave."""
+    lock = Path("/run/lock/pydistem-kernel-tests.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def one_kernel_test_at_a_time(kernel_lock: None) -> Iterator[None]:
+    """Replaces the per-test lock of tests/conftest.py: the module holds it (above)."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def daemon(kernel_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     for p in IMAGES:
         if p.exists() or p.is_symlink():
             pytest.skip(f"{p} exists: the captured requests need that path for their image")

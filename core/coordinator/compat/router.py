@@ -308,7 +308,8 @@ def vnodes_update(c: Coordinator, form: Form) -> list[dict[str, Any]]:
         shapes_ = [_vnode(c, _get_vnode(c, n)) for n in targets]
         _check(c.vnodes_remove(targets))
         return shapes_
-    return [_vnode(c, c.vnodes[n]) for n in _update(c, names, form) if n in c.vnodes]
+    # python-distem sends [] for "all vnodes" (vnodes_stop(), vnodes_freeze() ...)
+    return [_vnode(c, c.vnodes[n]) for n in _update(c, names or None, form) if n in c.vnodes]
 
 
 def _command(form: Form) -> str:

@@ -41,6 +41,8 @@ def vfilesystem_create(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]
 def vfilesystem_update(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]:
     v = _get_vnode(c, vnode)
     desc = _desc(form)
+    if not desc and form.get("image"):  # python-distem sends the desc's fields bare
+        desc = {k: val for k, val in form.items() if val is not None}
     if v.vfilesystem is not None:  # keep what the update does not mention
         desc = {"image": v.vfilesystem.image, "shared": v.vfilesystem.shared, **desc}
     c.vnode_vfilesystem(vnode, shapes.vfilesystem_desc(desc, "desc"))
