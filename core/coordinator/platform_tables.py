@@ -123,6 +123,6 @@ def plan_peers_latencies(
 def set_peers_latencies(c: Coordinator, names: list[str], matrix: Any) -> None:
     """Distem's ``set_peers_latencies(vnodes, matrix)``. Raises ValidationError (bad
     matrix), NotFound, Conflict (a vnode not running), Unsupported (the pnode's kernel
-    lacks sch_netem: nothing changed) before any change."""
+    lacks sch_netem; raised by the first vnode, before it is changed)."""
     for pid, rules in plan_peers_latencies(c, names, matrix).items():
         c.link(pid).peers_latencies(rules)
