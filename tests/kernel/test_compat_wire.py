@@ -319,7 +319,6 @@ def test_python_distem_client_against_distemd(distemd_port: int, image: Path) ->
     assert quit_["status"] == "READY"
 
 
-@pytest.mark.xfail(strict=True, reason="route lands with cpumem")
 def test_python_distem_vcpu_vmem(distemd_port: int, image: Path) -> None:
     d = _python_distem(distemd_port)
     d.pnode_init(["localhost"])
