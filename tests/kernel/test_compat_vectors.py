@@ -143,6 +143,10 @@ def vcpu(x: Any) -> None:
     assert list(x) == ["pcpu", "vcores"] and isinstance(x["vcores"], dict)
 
 
+def vmem(x: Any) -> None:
+    assert list(x) == ["mem", "swap", "hierarchy", "soft_limit", "hard_limit"]
+
+
 def keyed(check: Any, key: str) -> Any:
     def run(x: Any) -> None:
         assert isinstance(x, dict)
@@ -197,6 +201,7 @@ SHAPES = {
     "vfilesystem": vfilesystem,
     "vtraffic": vtraffic,
     "vcpu": vcpu,
+    "vmem": vmem,
     "vplatform": vplatform,
     "lines": lines,
     "commands": commands,
