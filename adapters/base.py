@@ -119,6 +119,21 @@ def machine_from_dict(doc: Mapping[str, Any]) -> Machine:
     )
 
 
+@dataclass
+class Prepared:
+    """Machines ready as pnodes, and the coordinator that drives them.
+
+    ``coordinator`` is the URL of the coordinator the preparation started (on the first
+    machine), with its bearer ``token`` (a :class:`~pydistem.adapters.credentials.Secret`);
+    None means this machine's own coordinator, to which ``pnodes`` (targets for
+    ``pnode_init``) are added."""
+
+    machines: list[Machine]
+    coordinator: str | None = None
+    token: Any = None
+    pnodes: list[Any] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class ReservationStatus:
     """``state`` is one of ``pending``, ``running``, ``ended``, ``error``."""
@@ -206,11 +221,12 @@ class Adapter(ABC):
         raise Unsupported(f"testbed {self.name!r} cannot extend a reservation")
 
     @abstractmethod
-    def prepare(self, reservation: Reservation) -> list[Machine]:
+    def prepare(self, reservation: Reservation) -> Prepared:
         """Make the machines pnodes: reach them (gateway), root access, hostnames,
-        iproute2 >= 3.16, kernel features, pydistem installed and ``distemd`` running.
-        Returns the machines ready to be initialised as pnodes, in order. Idempotent:
-        a second call checks and changes nothing."""
+        iproute2 >= 3.16, kernel features, pydistem installed and ``distemd`` running
+        (usually through :func:`pydistem.adapters.prepare.prepare_machines`). Returns
+        the machines ready and the coordinator that drives them. Idempotent: a second
+        call checks and changes nothing."""
 
     @abstractmethod
     def release(self, reservation: Reservation) -> None:

@@ -32,11 +32,12 @@ from pydistem.adapters.base import (
     Capabilities,
     OnCreated,
     Options,
+    Prepared,
     Reservation,
     ReservationStatus,
 )
 from pydistem.adapters.credentials import grid5000_credentials, redact
-from pydistem.adapters.prepare import prepare_machines
+from pydistem.adapters.prepare import BootstrapSettings, prepare_machines, teardown_machines
 from pydistem.errors import PydistemError, ReservationError, Unsupported, ValidationError
 from pydistem.model.machines import Machine
 
@@ -96,6 +97,7 @@ class G5kOptions(Options):
     wait_timeout: float = Field(3600, gt=0)
     deploy_timeout: float = Field(1800, gt=0)
     api_retries: int = Field(4, ge=1, le=20)
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
 
     @field_validator("site", "cluster")
     @classmethod
@@ -656,18 +658,41 @@ class G5kAdapter(Adapter):
             for m in reservation.machines
         ]
 
-    def prepare(self, reservation: Reservation) -> list[Machine]:
+    def ssh_key(self) -> Path | None:
+        """The private key for nodes: ``key``, else execo's node or frontend keyfile."""
+        if self.options.key is not None:
+            return self.options.key
+        from execo.config import default_connection_params
+        from execo_g5k.config import default_frontend_connection_params
+
+        for params in (default_connection_params, default_frontend_connection_params):
+            if params.get("keyfile"):
+                return Path(params["keyfile"])
+        return None
+
+    def prepare(self, reservation: Reservation) -> Prepared:
         """Root access, then the bootstrap on every node (idempotent)."""
         self._execo()
         if not reservation.machines:
             raise Unsupported(f"reservation {reservation.key} has no machine to prepare")
         self.ensure_root(reservation)
-        return prepare_machines(reservation.machines, self.options.key, self.progress)
+        prepared = prepare_machines(
+            reservation.machines, self.ssh_key(), self.options.bootstrap, self.progress
+        )
+        reservation.data["prepared"] = True
+        return prepared
 
     def release(self, reservation: Reservation) -> None:
         """``oardel`` the job, then check that OAR let it go. Idempotent."""
         self._execo()
         site, job_id = reservation.data["site"], int(reservation.id)
+        if reservation.data.get("prepared"):
+            # stop what runs on the nodes first (the job's end would kill it anyway,
+            # but not what it made outside the nodes' disks); failures do not stop oardel
+            teardown_machines(
+                reservation.machines, self.ssh_key(), self.options.bootstrap, self.progress
+            )
+            reservation.data["prepared"] = False
         self.progress.step(f"deleting OAR job {job_id} on {site}")
         self.delete_job(site, job_id)
         from execo_g5k.config import g5k_configuration

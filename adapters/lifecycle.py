@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydistem.adapters import registry
-from pydistem.adapters.base import Adapter, Progress, Reservation
+from pydistem.adapters.base import Adapter, Prepared, Progress, Reservation
 from pydistem.adapters.state import ReservationStore
 from pydistem.errors import PydistemError, ValidationError
-from pydistem.model.machines import Machine
 
 
 def release_policy(section: Mapping[str, Any] | None) -> bool | None:
@@ -65,12 +64,13 @@ class ReservationSession:
         self.store.save(res)
         return res
 
-    def prepare(self) -> list[Machine]:
+    def prepare(self) -> Prepared:
         if self.reservation is None:
             raise PydistemError("prepare before reserve")
-        machines = self.adapter.prepare(self.reservation)
-        self.store.save(self.reservation)  # prepare may change how machines are reached
-        return machines
+        try:
+            return self.adapter.prepare(self.reservation)
+        finally:
+            self.store.save(self.reservation)  # how machines are reached, what was prepared
 
     def release(self) -> None:
         """Release and forget the saved file. Idempotent."""

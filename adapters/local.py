@@ -16,6 +16,7 @@ from pydistem.adapters.base import (
     Capabilities,
     OnCreated,
     Options,
+    Prepared,
     Reservation,
     ReservationStatus,
 )
@@ -47,14 +48,15 @@ class LocalAdapter(Adapter):
     def status(self, reservation: Reservation) -> ReservationStatus:
         return ReservationStatus("running", "this machine")
 
-    def prepare(self, reservation: Reservation) -> list[Machine]:
-        """Checks root and ``ip``; raises Unsupported naming what is missing."""
+    def prepare(self, reservation: Reservation) -> Prepared:
+        """Checks root and ``ip``; raises Unsupported naming what is missing. The pnode
+        is ``localhost`` on the local coordinator (``distem deploy`` starts it)."""
         self.progress.step("checking this machine")
         if os.geteuid() != 0:
             raise Unsupported("the local pnode needs root (netlink, LXC, cgroups): run as root")
         if shutil.which("ip") is None:
             raise Unsupported("the local pnode needs iproute2 (`ip`): apt-get install iproute2")
-        return list(reservation.machines)
+        return Prepared(list(reservation.machines), pnodes=["localhost"])
 
     def release(self, reservation: Reservation) -> None:
         """Nothing is held."""

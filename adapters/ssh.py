@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pydistem.adapters.base import (
     Adapter,
     Capabilities,
     OnCreated,
     Options,
+    Prepared,
     Reservation,
     ReservationStatus,
 )
-from pydistem.adapters.prepare import prepare_machines
-from pydistem.errors import ValidationError
+from pydistem.adapters.prepare import BootstrapSettings, prepare_machines, teardown_machines
+from pydistem.errors import ReservationError, ValidationError
 from pydistem.model.machines import Machine, parse_machine_lines, read_machine_file
 
 
@@ -34,6 +35,7 @@ class SshOptions(Options):
     gateway: str | None = None
     user: str = "root"
     key: Path | None = None
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
 
     @field_validator("gateway")
     @classmethod
@@ -90,9 +92,20 @@ class SshAdapter(Adapter):
     def status(self, reservation: Reservation) -> ReservationStatus:
         return ReservationStatus("running", f"{len(reservation.machines)} listed machine(s)")
 
-    def prepare(self, reservation: Reservation) -> list[Machine]:
+    def prepare(self, reservation: Reservation) -> Prepared:
         """Bootstrap every machine (idempotent); see docs/adapters.md."""
-        return prepare_machines(reservation.machines, self.options.key, self.progress)
+        o = self.options
+        prepared = prepare_machines(reservation.machines, o.key, o.bootstrap, self.progress)
+        reservation.data["prepared"] = True
+        return prepared
 
     def release(self, reservation: Reservation) -> None:
-        """The machines are yours: nothing is released (``distem clean`` empties them)."""
+        """The machines are yours: nothing is given back, but pydistem leaves them as it
+        found them (platform quit, ``distemd`` stopped, journals cleaned). Idempotent."""
+        if not reservation.data.get("prepared"):
+            return
+        o = self.options
+        bad = teardown_machines(reservation.machines, o.key, o.bootstrap, self.progress)
+        if bad:
+            raise ReservationError(self.name, f"could not clean {', '.join(bad)}")
+        reservation.data["prepared"] = False

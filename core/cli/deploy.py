@@ -181,12 +181,13 @@ def deploy(
 ) -> int:
     """The whole ``distem deploy FILE`` flow; returns the exit status.
 
-    ``pnodes``: the targets a testbed adapter prepared (default: this machine)."""
+    ``pnodes``: the targets a testbed adapter prepared (default: this machine; empty:
+    the coordinator already has its pnodes)."""
     platform = load_platform(path)  # bad file: ValidationError before anything starts
     ensure_coordinator(client)
     if pnodes is None:
         ensure_local_pnode(client)
-    else:
+    elif pnodes:
         with output.spinner(f"initialising {len(pnodes)} pnode(s)"):
             client.pnode_init(pnodes)
         output.done(f"pnodes {', '.join(map(str, pnodes))} initialised")
@@ -263,7 +264,7 @@ def destroy(client: Client) -> int:
         output.done("platform removed")
     else:
         output.note(f"no coordinator answers at {client.url}: nothing to remove")
-    pid = stop_started_daemon()
+    pid = stop_started_daemon() if is_local(client.url) else None
     if pid is not None:
         output.done(f"stopped distemd (pid {pid})")
     return 0

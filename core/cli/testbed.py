@@ -21,7 +21,6 @@ from pydistem.adapters.state import ReservationStore
 from pydistem.cli import deploy, output
 from pydistem.client import Client
 from pydistem.errors import PydistemError
-from pydistem.model.machines import Machine
 from pydistem.model.platform_file import load_platform
 
 
@@ -85,11 +84,6 @@ def release(keys: list[str], as_json: bool) -> int:
     return 0
 
 
-def pnode_targets(machines: list[Machine]) -> list[str]:
-    """What ``pnode_init`` is given for each prepared machine."""
-    return ["localhost" if m.host == "localhost" else m.host for m in machines]
-
-
 def deploy_file(
     client: Client,
     path: str,
@@ -116,11 +110,20 @@ def deploy_file(
         summary["reservation"] = res.key
         summary["machines"] = [str(m) for m in res.machines]
         output.done(f"reserved {res.key}: {len(res.machines)} machine(s)")
-        machines = session.prepare()
-        output.done(f"prepared {len(machines)} machine(s)")
-        status = deploy.deploy(
-            client, path, run, destroy_after, timeout, as_json, pnodes=pnode_targets(machines)
-        )
+        prepared = session.prepare()
+        output.done(f"prepared {len(prepared.machines)} machine(s)")
+        if prepared.coordinator is None:
+            status = deploy.deploy(
+                client, path, run, destroy_after, timeout, as_json, pnodes=prepared.pnodes
+            )
+        else:
+            summary["coordinator"] = prepared.coordinator
+            output.done(f"coordinator {prepared.coordinator} (on the first machine)")
+            token = prepared.token.reveal() if prepared.token else None
+            with Client(prepared.coordinator, token=token) as remote:
+                status = deploy.deploy(
+                    remote, path, run, destroy_after, timeout, as_json, pnodes=[]
+                )
     except BaseException as exc:
         failure = exc
         raise
@@ -146,7 +149,9 @@ def _summary(summary: dict[str, Any], kept: bool) -> None:
     table = Table(title="summary", title_justify="left", show_header=False)
     table.add_column("key")
     table.add_column("value")
-    for key in ("testbed", "reservation", "machines", "status", "released", "seconds"):
+    for key in (
+        "testbed", "reservation", "machines", "coordinator", "status", "released", "seconds"
+    ):  # fmt: skip
         if key in summary:
             value = summary[key]
             shown = ", ".join(value) if isinstance(value, list) else str(value)

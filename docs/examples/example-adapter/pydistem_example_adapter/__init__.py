@@ -23,6 +23,7 @@ from pydistem.adapters.base import (
     Capabilities,
     OnCreated,
     Options,
+    Prepared,
     Reservation,
     ReservationStatus,
 )
@@ -77,9 +78,10 @@ class BookingAdapter(Adapter):
             held = reservation.id in doc["bookings"]
         return ReservationStatus("running" if held else "ended")
 
-    def prepare(self, reservation: Reservation) -> list[Machine]:
-        # this machine runs distemd already (distem deploy starts it): nothing to install
-        return list(reservation.machines)
+    def prepare(self, reservation: Reservation) -> Prepared:
+        # this machine's coordinator (distem deploy starts it) drives it as `localhost`;
+        # a remote testbed would call pydistem.adapters.prepare.prepare_machines here
+        return Prepared(list(reservation.machines), pnodes=["localhost"])
 
     def release(self, reservation: Reservation) -> None:
         with locked(self.options.sheet) as doc:
