@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -132,6 +133,7 @@ class Prepared:
     coordinator: str | None = None
     token: Any = None
     pnodes: list[Any] = field(default_factory=list)
+    key: Path | None = None  # the SSH key that reached the machines (for a tunnel)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def prepare_machines(
         machines=[m for m in machines if m.id in ready],
         coordinator=report.url,
         token=Secret(report.token) if report.token else None,
+        key=key,
     )
 
 

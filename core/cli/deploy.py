@@ -178,13 +178,18 @@ def deploy(
     timeout: float = 600,
     as_json: bool = False,
     pnodes: list[Any] | None = None,
+    remote: bool = False,
 ) -> int:
     """The whole ``distem deploy FILE`` flow; returns the exit status.
 
     ``pnodes``: the targets a testbed adapter prepared (default: this machine; empty:
-    the coordinator already has its pnodes)."""
+    the coordinator already has its pnodes). ``remote``: the coordinator is one a
+    testbed's bootstrap started, never started or stopped here."""
     platform = load_platform(path)  # bad file: ValidationError before anything starts
-    ensure_coordinator(client)
+    if not remote:
+        ensure_coordinator(client)
+    elif not client.health():
+        raise PydistemError(f"the coordinator at {client.url} does not answer")
     if pnodes is None:
         ensure_local_pnode(client)
     elif pnodes:
@@ -243,7 +248,7 @@ def deploy(
             output.out.print(output.exec_results_table(results))
         status = 0 if all(r.ok for r in results.values()) else 1
     if destroy_after or run is not None:
-        destroy(client)
+        destroy(client, stop_daemon=not remote)
     elif not as_json:
         first = vnodes[0]["name"] if vnodes else "VNODE"
         output.out.print(
@@ -255,7 +260,7 @@ def deploy(
     return status
 
 
-def destroy(client: Client) -> int:
+def destroy(client: Client, stop_daemon: bool = True) -> int:
     """``distem destroy``: quit (remove every vnode, vnetwork, pnode state) and stop the
     daemon ``deploy`` started. Idempotent; returns the exit status."""
     if client.health():
@@ -264,7 +269,7 @@ def destroy(client: Client) -> int:
         output.done("platform removed")
     else:
         output.note(f"no coordinator answers at {client.url}: nothing to remove")
-    pid = stop_started_daemon() if is_local(client.url) else None
+    pid = stop_started_daemon() if stop_daemon and is_local(client.url) else None
     if pid is not None:
         output.done(f"stopped distemd (pid {pid})")
     return 0

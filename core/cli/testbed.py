@@ -8,16 +8,20 @@ credential is ever printed (adapters hold them as ``Secret``s, messages are reda
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from rich.markup import escape
 from rich.table import Table
 
 from pydistem.adapters import registry
+from pydistem.adapters.base import Prepared
 from pydistem.adapters.credentials import redact
 from pydistem.adapters.lifecycle import ReservationSession, release_policy, release_saved
 from pydistem.adapters.state import ReservationStore
+from pydistem.adapters.tunnel import Tunnel
 from pydistem.cli import deploy, output
 from pydistem.client import Client
 from pydistem.errors import PydistemError
@@ -119,11 +123,7 @@ def deploy_file(
         else:
             summary["coordinator"] = prepared.coordinator
             output.done(f"coordinator {prepared.coordinator} (on the first machine)")
-            token = prepared.token.reveal() if prepared.token else None
-            with Client(prepared.coordinator, token=token) as remote:
-                status = deploy.deploy(
-                    remote, path, run, destroy_after, timeout, as_json, pnodes=[]
-                )
+            status = _deploy_remote(prepared, path, run, destroy_after, timeout, as_json)
     except BaseException as exc:
         failure = exc
         raise
@@ -143,6 +143,34 @@ def deploy_file(
         summary["seconds"] = round(time.monotonic() - progress.started, 1)
         _summary(summary, held and not summary["released"])
     return status
+
+
+def _deploy_remote(
+    prepared: Prepared,
+    path: str,
+    run: str | None,
+    destroy_after: bool,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Build the platform through the coordinator the bootstrap started, through an SSH
+    tunnel when the machines sit behind a gateway (the testbed seen from outside)."""
+    assert prepared.coordinator is not None
+    token = prepared.token.reveal() if prepared.token else None
+    gateway = prepared.machines[0].gateway if prepared.machines else None
+    with contextlib.ExitStack() as stack:
+        url = prepared.coordinator
+        if gateway is not None:
+            where = urlparse(url)
+            tunnel = stack.enter_context(
+                Tunnel(gateway, where.hostname or "", where.port or 4567, prepared.key)
+            )
+            output.done(f"coordinator reached through {gateway} ({tunnel.url})")
+            url = tunnel.url
+        remote = stack.enter_context(Client(url, token=token))
+        return deploy.deploy(
+            remote, path, run, destroy_after, timeout, as_json, pnodes=[], remote=True
+        )
 
 
 def _summary(summary: dict[str, Any], kept: bool) -> None:
