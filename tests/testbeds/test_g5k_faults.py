@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -111,3 +113,38 @@ def test_reservation_survives_a_crash_and_distem_release_ends_it(
     assert g5k_loopback.saved() == []
     again = g5k_loopback.distem("release")
     assert again.returncode == 0 and "no saved reservation" in again.stderr
+
+
+EXTEND = """
+import sys
+from pydistem.adapters import registry
+from pydistem.errors import ReservationError
+a = registry.create({"adapter": "g5k", "site": "rennes", "nodes": 1, "gateway": "none",
+                     "walltime": "0:10:00"})
+r = a.reserve()
+try:
+    a.extend(r, 600)
+    print("extended")
+except ReservationError as exc:
+    print("refused:", exc)
+finally:
+    a.release(r)
+"""
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["accepted", "refused"])
+def test_extend_through_oarwalltime(g5k_loopback: G5kStandins, refuse: bool) -> None:
+    if refuse:
+        g5k_loopback.frontend.set_fault("extend_refuse")
+    r = subprocess.run(
+        [sys.executable, "-c", EXTEND], env=g5k_loopback.env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [job] = g5k_loopback.frontend.jobs().values()
+    assert job["state"] == "Error"  # released either way
+    if refuse:
+        assert "refused: g5k: oarwalltime 1894417 +0:10:0 on rennes" in r.stdout, r.stdout
+        assert job["walltime"] == 600
+    else:
+        assert r.stdout.strip() == "extended" and job["walltime"] == 1200

@@ -48,6 +48,11 @@ def test_builtin_adapters_are_entry_points() -> None:
         ({"adapter": "g5k", "site": "rennes", "colour": 1}, "testbed.colour"),
         ({"adapter": "ssh"}, "testbed.machines"),
         ({"adapter": "ssh", "machines": ["a", "b:99999"]}, "machines:2"),
+        ({"adapter": "ssh", "machines": ["a"], "bootstrap": {"colour": 1}}, "bootstrap.colour"),
+        (
+            {"adapter": "g5k", "site": "rennes", "bootstrap": {"agent_port": 0}},
+            "bootstrap.agent_port",
+        ),
     ],
 )
 def test_bad_testbed_sections_name_the_field(section: object, field: str) -> None:
