@@ -23,8 +23,8 @@ from pydistem.model.names import expand_group
 
 COMMANDS = (
     "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
-    "clean", "status", "image", "events", "testbeds", "release", "vcpu", "vmem",
-    "bootstrap", "quit",
+    "clean", "status", "image", "events", "testbeds", "reservations", "release", "vcpu",
+    "vmem", "bootstrap", "quit",
 )  # fmt: skip
 
 
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd(sub, "clean", "remove every vnode and vnetwork, clean every pnode (= --quit)")
     cmd(sub, "status", "show pnodes, vnetworks and vnodes")
     cmd(sub, "testbeds", "list the installed testbed adapters and their capabilities")
+    cmd(sub, "reservations", "list the saved testbed reservations and their state now")
     p = cmd(sub, "release", "end saved testbed reservations (all, or those named)")
     p.add_argument("keys", nargs="*", metavar="RESERVATION", help="e.g. g5k-1894417")
 
@@ -515,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if status is not None:
                 return status
             args.command = "clean"  # nothing bootstrapped: quit = clean the coordinator
+        if args.command == "reservations":
+            return testbed.reservations(args.json)
         coordinator = args.coordinator
         if coordinator and "=" in coordinator:
             coordinator = distem1.coordinator_spec(coordinator)

@@ -71,6 +71,48 @@ def list_testbeds(as_json: bool) -> int:
     return 0
 
 
+def reservations(as_json: bool) -> int:
+    """``distem reservations``: the saved reservations and what their testbed says now."""
+    rows = []
+    for res in ReservationStore().all():
+        cls = registry.load(res.testbed, f"reservation {res.key}")
+        try:
+            adapter = cls(cls.validate(res.options, f"reservation {res.key}"))
+            st = adapter.status(res)
+            state, message = st.state, st.message
+        except PydistemError as exc:
+            state, message = "unknown", exc.message
+        rows.append(
+            {
+                "key": res.key,
+                "state": state,
+                "message": message,
+                "machines": [str(m) for m in res.machines],
+                "expires_at": res.expires_at,
+            }
+        )
+    if as_json:
+        output.print_json(rows)
+        return 0
+    table = Table(title="saved reservations", title_justify="left")
+    for col in ("reservation", "state", "machines", "ends"):
+        table.add_column(col)
+    for r in rows:
+        ends = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["expires_at"]))
+            if r["expires_at"]
+            else "-"
+        )
+        table.add_row(
+            r["key"],
+            f"{r['state']} ({escape(r['message'])})",
+            escape(", ".join(r["machines"])),
+            ends,
+        )
+    output.out.print(table)
+    return 0
+
+
 def release(keys: list[str], as_json: bool) -> int:
     """``distem release [KEY...]``: end saved reservations (all by default)."""
     store = ReservationStore()

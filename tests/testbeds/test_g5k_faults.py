@@ -106,6 +106,10 @@ def test_reservation_survives_a_crash_and_distem_release_ends_it(
     doc = json.loads(saved.read_text())
     assert doc["testbed"] == "g5k" and doc["data"]["site"] == "rennes"
     assert g5k_loopback.frontend.live_jobs() == [doc["id"]]
+    listed = g5k_loopback.distem("--json", "reservations")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert (row["key"], row["state"], row["message"]) == (f"g5k-{doc['id']}", "pending", "Waiting")
     r = g5k_loopback.distem("release")
     assert r.returncode == 0, r.stderr
     assert f"released g5k-{doc['id']}" in r.stderr
