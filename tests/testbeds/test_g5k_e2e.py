@@ -10,7 +10,8 @@ host bed: real execo, real SSH through an access gateway, real bootstrap, real a
 Names resolve through ``/etc/netns/<namespace>/hosts``, which ``ip netns exec`` mounts
 over ``/etc/hosts`` for the operator and the gateway: Grid'5000's DNS, for this bed only.
 The example file is used as it is, plus a ``bootstrap:`` block that hosts sharing one
-file system need (a state dir and tag per host, this checkout's venv).
+file system need (a state dir and tag per host, this checkout's venv). With a VXLAN
+vnetwork (the pnodes' vnetworks across machines), every vnode must reach every other.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from tests.standins.g5k_api import World, serve
 from tests.standins.g5k_frontend import Frontend
 
 pytestmark = [pytest.mark.testbeds, pytest.mark.kernel, pytest.mark.slow]
-# machines are prepared by `distem bootstrap` (pydistem.bootstrap, issue 4)
-pytest.importorskip("pydistem.bootstrap", reason="needs pydistem.bootstrap (distem bootstrap)")
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTEM = str(Path(sys.executable).parent / "distem")
@@ -131,7 +130,8 @@ def test_deploy_examples_g5k_against_the_standins(
     # the four vnodes ran the command, each with its address on the VXLAN vnetwork
     addresses = re.findall(r"inet (10\.144\.\d+\.\d+)/22", res.stdout)
     assert len(set(addresses)) == 4, res.stdout
-    assert "✗" not in res.stdout  # the ping matrix: every vnode reached every other
+    if doc["vnetworks"][0].get("network_type") == "vxlan":
+        assert "✗" not in res.stdout  # the ping matrix: every vnode reached every other
     # the job was released, nothing is saved, the password showed nowhere
     [job] = frontend.jobs().values()
     assert sorted(job["types"]) == ["deploy", "origin=execo"] and job["state"] == "Error"

@@ -15,8 +15,6 @@ import yaml
 from pydistem.testing import unique_tag
 
 pytestmark = [pytest.mark.testbeds, pytest.mark.kernel, pytest.mark.slow]
-# machines are prepared by `distem bootstrap` (pydistem.bootstrap, issue 4)
-pytest.importorskip("pydistem.bootstrap", reason="needs pydistem.bootstrap (distem bootstrap)")
 
 DISTEM = str(Path(sys.executable).parent / "distem")
 
