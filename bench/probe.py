@@ -56,6 +56,8 @@ def _ping_all(addresses: Sequence[str], timeout: float) -> dict[str, object]:
     start = time.monotonic()
     deadline = start + timeout
     sent = 0
+    poller = select.poll()  # not select(): Mininet's process has fds past 1024
+    poller.register(sock, select.POLLIN)
     try:
         while pending and time.monotonic() < deadline:
             now = time.monotonic()
@@ -72,7 +74,7 @@ def _ping_all(addresses: Sequence[str], timeout: float) -> dict[str, object]:
                     pass  # neighbour queue full or unreachable yet: ask again later
                 sent_at[addr] = now
                 in_flight += 1
-            ready, _, _ = select.select([sock], [], [], 0.005)
+            ready = poller.poll(5)
             while ready:
                 try:
                     packet, (src, _) = sock.recvfrom(2048)

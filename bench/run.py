@@ -32,8 +32,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-#: the lock tests/conftest.py takes around every kernel test: held during each
-#: measurement, so that no test of another checkout sees (or slows) our objects
+#: the lock tests/conftest.py takes around every kernel test: held during the whole
+#: run, so that no test of another checkout sees our objects or shares the CPU
 KERNEL_LOCK = Path("/run/lock/pydistem-kernel-tests.lock")
 
 sys.path.insert(0, str(HERE))
@@ -169,6 +169,24 @@ def measure(m: dict[str, Any], logs: Path, timeout: float) -> dict[str, Any]:
     return result
 
 
+def run_all(todo: list[dict[str, Any]], logs: Path, timeout: float) -> list[dict[str, Any]]:
+    """Every measurement in order, with one progress line each on stderr."""
+    runs = []
+    for i, m in enumerate(todo, 1):
+        r = measure(m, logs, timeout)
+        runs.append(r)
+        up, down = r.get("up_s", 0), r.get("teardown_s", 0)
+        state = r.get("error") or f"{up:.2f} s up, {down:.2f} s down"
+        print(
+            f"[{i}/{len(todo)}] {m['tool']} {m['runtime']} N={m['n']}"
+            f"{' shaped' if m['shaped'] else ''}: {state} (load {r['load_before']:.1f})",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(0.5)  # let the kernel finish freeing the namespaces of the last run
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -182,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps-large", type=int, default=1, help="repetitions for N > 100 (1)")
     p.add_argument("--out", type=Path, help="results folder (bench/results, quick: .../quick)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per measurement")
+    p.add_argument(
+        "--previous",
+        type=Path,
+        help="runs.json of an earlier run to report together with this one (this run's"
+        " measurements replace the earlier ones of the same tool, runtime, limit and N)",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
         "--no-lock",
@@ -209,21 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: Mininet is not installed (bench/install.sh): skipped", file=sys.stderr)
     info = machine()
     todo = plan(args, mininet)
-    runs = []
-    for i, m in enumerate(todo, 1):
-        with kernel_lock(not args.no_lock):
-            r = measure(m, logs, args.timeout)
-        runs.append(r)
-        state = (
-            r.get("error") or f"{r.get('up_s', 0):.2f} s up, {r.get('teardown_s', 0):.2f} s down"
-        )
-        print(
-            f"[{i}/{len(todo)}] {m['tool']} {m['runtime']} N={m['n']}"
-            f"{' shaped' if m['shaped'] else ''}: {state} (load {r['load_before']:.1f})",
-            file=sys.stderr,
-            flush=True,
-        )
-        time.sleep(0.5)  # let the kernel finish freeing the namespaces of the last run
+    with kernel_lock(not args.no_lock):
+        runs = run_all(todo, logs, args.timeout)
+    if args.previous:
+        redone = {(r["tool"], r["runtime"], r["shaped"], r["n"]) for r in runs}
+        earlier = json.loads(args.previous.read_text())["runs"]
+        runs = [
+            r for r in earlier if (r["tool"], r["runtime"], r["shaped"], r["n"]) not in redone
+        ] + runs
     med = report.medians(runs)
     table = report.rows(med)
     ks = report.exponents(med)

@@ -17,6 +17,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import TC_H_INGRESS, TC_H_ROOT
 
+from pydistem.agent import netlink
 from pydistem.agent.journal import Entry, Journal
 from pydistem.errors import KernelError, NotFound, Unsupported
 from pydistem.model.specs import Traffic
@@ -208,7 +209,7 @@ class HtbShaper(Shaper):
         self._output.pop(host_ifname, None)
         self._peers.pop(host_ifname, None)
         ifb = plan.ifb_name(host_ifname, self.ifb_prefix)
-        with IPRoute() as ipr:
+        with netlink.open_ipr() as ipr:
             host = self._lookup(ipr, host_ifname)
             if host is not None:
                 self._run(ipr, plan.plan_changes(self._dump(ipr, host), []), host_ifname)
@@ -239,7 +240,7 @@ class HtbShaper(Shaper):
         in_plan = [] if keep_input else plan.plan_direction(host_ifname, input, "input")
         out_plan = plan.plan_direction(ifb, output, "output", peers)
         self._check(host_ifname, None if keep_input else input, output, peers)
-        with IPRoute() as ipr:
+        with netlink.open_ipr() as ipr:
             host = self._lookup(ipr, host_ifname, must=True)
             assert host is not None
             if not keep_input:
@@ -262,12 +263,10 @@ class HtbShaper(Shaper):
 
     @staticmethod
     def _lookup(ipr: IPRoute, ifname: str, must: bool = False) -> int | None:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            if must:
-                raise NotFound("link", ifname)
-            return None
-        return found[0]
+        index = netlink.link_index(ipr, ifname)  # by ioctl for sockets from open_ipr()
+        if index is None and must:
+            raise NotFound("link", ifname)
+        return index
 
     @staticmethod
     def _dump(ipr: IPRoute, index: int) -> list[TcObject]:
