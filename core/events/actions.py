@@ -2,8 +2,7 @@
 
 An action is a pair of functions: ``check(coordinator, event, field)`` raises
 ValidationError or Unsupported before anything is scheduled, ``apply(coordinator,
-event)`` does it and returns a detail for the log. ``register`` adds an action (the
-``cpu`` action registers itself only where the coordinator offers CPU limits).
+event)`` does it and returns a detail for the log. ``register`` adds or replaces one.
 """
 
 from __future__ import annotations
@@ -127,23 +126,42 @@ register("viface_up", Action(_link(True)))
 # ---------------------------------------------------------------------------- cpu
 
 
+def _sub(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
 def _cpu(c: Coordinator, ev: Event) -> str:
-    update = getattr(c, "vnode_cpu_update", None)
-    if update is None:
-        raise Unsupported("cpu events need CPU limits, which this coordinator does not offer")
-    update(ev.vnode, ev.cpu)
+    c.vnode_cpu_update(ev.vnode, ev.cpu or {})
     return ", ".join(f"{k}={v}" for k, v in (ev.cpu or {}).items())
 
 
 def _check_cpu(c: Coordinator, ev: Event, field: str) -> None:
-    if getattr(c, "vnode_cpu_update", None) is None:
-        raise Unsupported("cpu events need CPU limits, which this coordinator does not offer")
-    check = getattr(c, "vnode_cpu_check", None)
-    if check is not None:
-        try:
-            check(ev.vnode, ev.cpu)
-        except ValidationError as exc:
-            raise ValidationError(f"{field}.cpu.{exc.field}".rstrip("."), exc.reason) from None
+    """What the event sets must be a valid CPU limit on the vnode's pnode (cores, speed)."""
+    try:
+        c.vnode_cpu_check(ev.vnode, ev.cpu or {})
+    except ValidationError as exc:
+        raise ValidationError(_sub(field, f"cpu.{exc.field}"), exc.reason) from None
 
 
 register("cpu", Action(_cpu, _check_cpu))
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def _memory(c: Coordinator, ev: Event) -> str:
+    c.vnode_memory_update(ev.vnode, ev.memory or {})
+    return ", ".join(f"{k}={v}" for k, v in (ev.memory or {}).items())
+
+
+def _check_memory(c: Coordinator, ev: Event, field: str) -> None:
+    """The vnode's memory limit after the change must be valid (as vmem_update does it)."""
+    from pydistem.model.limits import MemoryLimit
+    from pydistem.model.validate import parse
+
+    v = c._get_vnode(ev.vnode) if ev.vnode in c.vnodes else None
+    old = v.memory.model_dump(exclude_none=True) if v is not None and v.memory else {}
+    parse(MemoryLimit, {**old, **(ev.memory or {})}, _sub(field, "memory"))
+
+
+register("memory", Action(_memory, _check_memory))

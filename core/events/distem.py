@@ -62,9 +62,9 @@ def check_resource(resource: Any, event_type: Any) -> tuple[dict[str, Any], str]
         raise ValidationError(
             "event_type", f"{event_type!r} is not one of {', '.join(EVENT_TYPES)}"
         )
-    if etype in ("memory_limit", "disk_throttling"):
+    if etype == "disk_throttling":
         raise Unsupported(f"{etype} events are not available in pydistem")
-    wanted = {"churn": "vnode", "power": "vcpu"}.get(etype, "viface")
+    wanted = {"churn": "vnode", "power": "vcpu", "memory_limit": "vnode"}.get(etype, "viface")
     if kind != wanted:
         raise ValidationError(
             "resource.type", f"a {etype} event applies to a {wanted}, not a {kind}"
@@ -106,6 +106,9 @@ def to_event(
             raise ValidationError(field, f"{value!r} is not a CPU frequency") from None
         doc["action"] = "cpu"
         doc["cpu"] = {"frequency": number if number <= 1 else f"{number:g}MHz"}
+    elif etype == "memory_limit":
+        doc["action"] = "memory"
+        doc["memory"] = {"limit": _with_unit(value, "MiB")}  # Distem's vmem is in MB
     else:
         key, unit = TRAFFIC_TYPES[etype]
         doc.update(

@@ -28,7 +28,7 @@ from pydistem.model.specs import Traffic
 from pydistem.model.validate import parse
 
 #: actions on a vnode
-VNODE_ACTIONS = ("stop", "start", "freeze", "unfreeze", "cpu")
+VNODE_ACTIONS = ("stop", "start", "freeze", "unfreeze", "cpu", "memory")
 #: actions on one viface of a vnode
 VIFACE_ACTIONS = ("traffic", "viface_down", "viface_up")
 ACTIONS = VIFACE_ACTIONS + VNODE_ACTIONS
@@ -38,7 +38,7 @@ TRAFFIC_KEYS = tuple(Traffic.model_fields)
 NONE = "none"
 
 Action = Literal[
-    "traffic", "viface_down", "viface_up", "stop", "start", "freeze", "unfreeze", "cpu"
+    "traffic", "viface_down", "viface_up", "stop", "start", "freeze", "unfreeze", "cpu", "memory"
 ]
 
 _TIME_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
@@ -92,6 +92,7 @@ class Event(_Model):
     direction: Literal["input", "output", "both"] = "both"
     traffic: dict[str, str] | None = None
     cpu: dict[str, Any] | None = None
+    memory: dict[str, Any] | None = None
     source: str = ""
     id: int | None = None
 
@@ -122,6 +123,14 @@ class Event(_Model):
     @classmethod
     def _viface(cls, v: str | None) -> str | None:
         return None if v is None else names.check_name("viface", v, names.VIFACE_MAX)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        """``memory: 256MiB`` stands for ``memory: {limit: 256MiB}``."""
+        if isinstance(v, str | int | float) and not isinstance(v, bool):
+            return {"limit": v}
+        return v
 
     @field_validator("traffic", mode="before")
     @classmethod
@@ -159,6 +168,11 @@ class Event(_Model):
                 raise ValidationError("cpu", "a cpu event sets e.g. cpu: {frequency: 0.5}")
         elif self.cpu is not None:
             raise ValidationError("cpu", f"not a parameter of {self.action}")
+        if self.action == "memory":
+            if not self.memory:
+                raise ValidationError("memory", "a memory event sets e.g. memory: {limit: 256MiB}")
+        elif self.memory is not None:
+            raise ValidationError("memory", f"not a parameter of {self.action}")
         if self.direction != "both" and self.action != "traffic":
             raise ValidationError("direction", f"not a parameter of {self.action}")
         return self
@@ -171,8 +185,8 @@ class Event(_Model):
         if self.action == "traffic":
             what = ", ".join(f"{k}={v}" for k, v in (self.traffic or {}).items())
             return f"{self.direction}: {what}"
-        if self.action == "cpu":
-            return ", ".join(f"{k}={v}" for k, v in (self.cpu or {}).items())
+        if self.action in ("cpu", "memory"):
+            return ", ".join(f"{k}={v}" for k, v in (getattr(self, self.action) or {}).items())
         return ""
 
 

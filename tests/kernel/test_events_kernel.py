@@ -30,6 +30,7 @@ from pydistem.client import Client
 from pydistem.coordinator.app import create_app
 from pydistem.coordinator.service import Coordinator
 from pydistem.model.units import parse_rate
+from pydistem.plugins.limits.host import parse_cpu_list
 from pydistem.plugins.shapers.plan import ifb_name
 
 pytestmark = pytest.mark.kernel
@@ -80,6 +81,36 @@ def htb_rates(dev: str) -> list[int]:
     return [int(parse_rate("rate", r)) for r in re.findall(r"^class htb .* rate (\S+)", out, re.M)]
 
 
+def cgroup_file(group: str, name: str) -> str:
+    """A file of the vnode's cgroup, on cgroup v1 (one tree per controller) or v2."""
+    root = Path("/sys/fs/cgroup")
+    for d in [root / group, *root.glob(f"*/{group}")]:
+        if (d / name).exists():
+            return (d / name).read_text().strip()
+    raise AssertionError(f"no {name} in a cgroup {group}")
+
+
+def cpu_share(group: str) -> float:
+    """CFS quota / period / cores in the cpuset: the speed of each core, 1.0 = unlimited."""
+    n = len(parse_cpu_list(cgroup_file(group, "cpuset.cpus")))
+    try:
+        quota, period = cgroup_file(group, "cpu.max").split()
+    except AssertionError:
+        quota = cgroup_file(group, "cpu.cfs_quota_us")
+        period = cgroup_file(group, "cpu.cfs_period_us")
+    if quota in ("max", "-1"):
+        return 1.0
+    return int(quota) / int(period) / n
+
+
+def memory_limit(group: str) -> int:
+    try:
+        text = cgroup_file(group, "memory.max")
+    except AssertionError:
+        text = cgroup_file(group, "memory.limit_in_bytes")
+    return 2**63 if text == "max" else int(text)
+
+
 def link_is_up(dev: str) -> bool:
     out = subprocess.run(
         ["ip", "-j", "link", "show", "dev", dev], capture_output=True, text=True, check=True
@@ -117,6 +148,8 @@ def test_timed_events_on_the_kernel(
             {"at": "1s", "action": "traffic", "vnode": "n1", "viface": "if0",
              "direction": "output", "bandwidth": "10mbit"},
             {"at": "1.5s", "action": "stop", "vnode": "n2"},
+            {"at": "1.2s", "action": "cpu", "vnode": "n1", "cpu": {"frequency": 0.5, "cores": 1}},
+            {"at": "1.2s", "action": "memory", "vnode": "n1", "memory": "64MiB"},
         ],
     }  # fmt: skip
     logs: list[dict] = []
@@ -136,11 +169,16 @@ def test_timed_events_on_the_kernel(
         assert not _exists(ifb_name(host_n1)), "n1's output is shaped before any event"
 
         # ---- run 1: from the platform file
-        assert [e["action"] for e in client.events_info()["events"]] == ["traffic", "stop"]
+        listed = [e["action"] for e in client.events_info()["events"]]
+        assert listed == ["traffic", "cpu", "memory", "stop"]
+        cg = agent.netns_name("n1")
+        assert cpu_share(cg) == 1.0 and memory_limit(cg) > 2**40  # no limits yet
         assert client.events_start()["run"] == 1
-        logs += wait_log(client, 1, 2)
+        logs += wait_log(client, 1, 4)
         assert all(e["ok"] for e in logs), logs
         assert 10_000_000 in htb_rates(ifb_name(host_n1)), "no 10 Mbit/s HTB class on the ifb"
+        assert cpu_share(cg) == pytest.approx(0.5), "the CFS quota is not half a core"
+        assert memory_limit(cg) == 64 * 2**20
         assert client.vnode_info("n2")["status"] == "DOWN"
         assert not reaches(client, "n1", n2_ip)
 

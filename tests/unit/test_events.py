@@ -85,6 +85,8 @@ BAD_EVENTS = [
         "not a parameter",
     ),
     ({"at": 1, "action": "cpu", "vnode": "n1"}, "events[1].cpu", "frequency"),
+    ({"at": 1, "action": "memory", "vnode": "n1"}, "events[1].memory", "limit"),
+    ({"at": 1, "action": "stop", "vnode": "n1", "memory": "1G"}, "events[1].memory", "not a"),
     (
         {"churn": {"vnodes": ["n1"], "rate": -1, "downtime": 1, "seed": 1, "until": 9}},
         "events[1].churn.rate",
@@ -281,8 +283,17 @@ def test_bad_distem_traces_name_the_field(resource, etype, text, field) -> None:
 
 
 def test_distem_types_pydistem_lacks_are_unsupported() -> None:
-    with pytest.raises(Unsupported, match="memory_limit"):
-        distem.check_resource({"type": "vnode", "vnodename": "n1"}, "memory_limit")
+    with pytest.raises(Unsupported, match="disk_throttling"):
+        distem.check_resource({"type": "vnode", "vnodename": "n1"}, "disk_throttling")
+
+
+def test_distem_memory_limit_is_a_memory_event_in_mib() -> None:
+    vnode = {"type": "vnode", "vnodename": "n1"}
+    events = distem.trace_events(vnode, "memory_limit", {"1": 512, "2": "1GiB"})
+    assert [(e.action, e.memory) for e in events] == [
+        ("memory", {"limit": "512MiB"}),
+        ("memory", {"limit": "1GiB"}),
+    ]
 
 
 def test_distem_random_churn_is_seeded_and_alternates() -> None:

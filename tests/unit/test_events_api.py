@@ -80,6 +80,9 @@ def test_bad_items_schedule_nothing_and_name_the_field(stack) -> None:  # type: 
         )
     )
     assert body["error"] == "validation" and body["field"] == "events[0].cpu.frequency", body
+    mem = {"at": 1, "action": "memory", "vnode": "n1", "memory": "1MiB"}
+    body = err(api.post("/api/v1/events", json={"events": [mem]}))
+    assert body["field"] == "events[0].memory.limit" and "4MiB" in body["reason"], body
     assert api.get("/api/v1/events").json()["events"] == []
     assert c.store.all("event") == []
 
@@ -246,10 +249,10 @@ def test_distem_event_routes_replayed_from_the_wire_capture(stack) -> None:  # t
     assert r.status_code == 400 and r.headers[ERROR_HEADER].startswith("ParserError")
     r = api.post(
         "/events/trace",
-        content=form(resource=vnode, event_type="memory_limit", trace={"1": "100"}),
+        content=form(resource=vnode, event_type="disk_throttling", trace={"1": "100"}),
         headers=FORM,
     )
-    assert r.status_code == 501 and "memory_limit" in r.headers[ERROR_HEADER]
+    assert r.status_code == 501 and "disk_throttling" in r.headers[ERROR_HEADER]
     assert len(c.events.events) == 4
 
     # event_manager_start / _stop (empty bodies, Content-Type still sent)
