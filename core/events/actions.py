@@ -1,7 +1,8 @@
 """What each event action does, through the coordinator's own services (one engine).
 
-An action is a pair of functions: ``check(coordinator, event, field)`` raises
-ValidationError or Unsupported before anything is scheduled, ``apply(coordinator,
+An action is a pair of functions: ``check(coordinator, event, field, vnode)`` raises
+ValidationError or Unsupported before anything is scheduled (``vnode`` is the target,
+maybe only planned by a deploy), ``apply(coordinator,
 event)`` does it and returns a detail for the log. ``register`` adds or replaces one.
 """
 
@@ -16,12 +17,13 @@ from pydistem.events.model import NONE, Event
 
 if TYPE_CHECKING:
     from pydistem.coordinator.service import Coordinator
+    from pydistem.model.specs import VNode
 
 
 @dataclass(frozen=True)
 class Action:
     apply: Callable[[Coordinator, Event], str]
-    check: Callable[[Coordinator, Event, str], None] = lambda c, e, f: None
+    check: Callable[[Coordinator, Event, str, VNode], None] = lambda c, e, f, v: None
 
 
 ACTIONS: dict[str, Action] = {}
@@ -94,13 +96,12 @@ def _dump(t: Any) -> dict[str, Any] | None:
     return None if t is None else t.model_dump(exclude_none=True)
 
 
-def _check_traffic(c: Coordinator, ev: Event, field: str) -> None:
+def _check_traffic(c: Coordinator, ev: Event, field: str, v: VNode) -> None:
     """The limits after the change must still be valid as a whole."""
     from pydistem.model.specs import Traffic
     from pydistem.model.validate import parse
 
-    v = c.vnodes.get(ev.vnode)
-    vif = next((i for i in v.vifaces if i.name == ev.viface), None) if v else None
+    vif = next((i for i in v.vifaces if i.name == ev.viface), None)
     if vif is None:
         return
     for direction in ("input", "output"):
@@ -135,12 +136,20 @@ def _cpu(c: Coordinator, ev: Event) -> str:
     return ", ".join(f"{k}={v}" for k, v in (ev.cpu or {}).items())
 
 
-def _check_cpu(c: Coordinator, ev: Event, field: str) -> None:
-    """What the event sets must be a valid CPU limit on the vnode's pnode (cores, speed)."""
-    try:
-        c.vnode_cpu_check(ev.vnode, ev.cpu or {})
-    except ValidationError as exc:
-        raise ValidationError(_sub(field, f"cpu.{exc.field}"), exc.reason) from None
+def _check_cpu(c: Coordinator, ev: Event, field: str, v: VNode) -> None:
+    """What the event sets must be a valid CPU limit on the vnode's pnode (cores, speed);
+    for a vnode a deploy only plans, a valid CPU limit (its pnode checks it when applied)."""
+    from pydistem.model.limits import CpuLimit
+    from pydistem.model.validate import parse
+
+    if v.name in c.vnodes:
+        try:
+            c.vnode_cpu_check(ev.vnode, ev.cpu or {})
+        except ValidationError as exc:
+            raise ValidationError(_sub(field, f"cpu.{exc.field}"), exc.reason) from None
+        return
+    old = v.cpu.model_dump(exclude_none=True) if v.cpu else {}
+    parse(CpuLimit, {**old, **(ev.cpu or {})}, _sub(field, "cpu"))
 
 
 register("cpu", Action(_cpu, _check_cpu))
@@ -154,13 +163,12 @@ def _memory(c: Coordinator, ev: Event) -> str:
     return ", ".join(f"{k}={v}" for k, v in (ev.memory or {}).items())
 
 
-def _check_memory(c: Coordinator, ev: Event, field: str) -> None:
+def _check_memory(c: Coordinator, ev: Event, field: str, v: VNode) -> None:
     """The vnode's memory limit after the change must be valid (as vmem_update does it)."""
     from pydistem.model.limits import MemoryLimit
     from pydistem.model.validate import parse
 
-    v = c._get_vnode(ev.vnode) if ev.vnode in c.vnodes else None
-    old = v.memory.model_dump(exclude_none=True) if v is not None and v.memory else {}
+    old = v.memory.model_dump(exclude_none=True) if v.memory else {}
     parse(MemoryLimit, {**old, **(ev.memory or {})}, _sub(field, "memory"))
 
 

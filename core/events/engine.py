@@ -84,7 +84,7 @@ class EventEngine:
                 raise ValidationError(
                     sub("viface"), f"vnode {item.vnode} has no viface {item.viface!r} ({known})"
                 )
-            actions.lookup(item.action).check(self.c, item, f)
+            actions.lookup(item.action).check(self.c, item, f, v)
 
     # ------------------------------------------------------------------ the schedule
     def parse(self, items: Any, field: str = "events") -> list[Event | Churn]:

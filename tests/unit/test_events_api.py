@@ -263,3 +263,21 @@ def test_distem_event_routes_replayed_from_the_wire_capture(stack) -> None:  # t
     assert (r.status_code, r.content) == (200, b"")
     assert not c.events.player.running
     assert c.events.info()["events"] == [] and c.events.info()["generators"] == []
+
+
+def test_a_bad_event_in_a_platform_deploys_nothing(stack) -> None:  # type: ignore[no-untyped-def]
+    """Events of a platform are checked against the vnodes it plans, before any is built."""
+    c, api = stack
+    doc = {
+        "vnodes": [{"name": "n5", "runtime": "netns", "vifaces": [{"name": "if0",
+                                                                   "vnetwork": "net"}]}],
+        "events": [
+            {"at": 1, "action": "traffic", "vnode": "n5", "viface": "if0", "loss": "1%"},
+            {"at": 2, "action": "cpu", "vnode": "n5", "cpu": {"frequency": 2}},
+        ],
+    }  # fmt: skip
+    body = err(api.post("/api/v1/platform", json=doc))
+    assert body["field"] == "events[1].cpu.frequency", body
+    doc["events"][1] = {"at": 2, "action": "viface_up", "vnode": "n5", "viface": "if1"}
+    assert err(api.post("/api/v1/platform", json=doc))["field"] == "events[1].viface"
+    assert "n5" not in c.vnodes and c.events.events == []
