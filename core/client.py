@@ -264,6 +264,30 @@ class Client(EventsMixin, LimitsCalls):
         """Remove every vnetwork (each must be unused)."""
         return [self.vnetwork_remove(v["name"]) for v in self.vnetworks_info()]
 
+    # ------------------------------------------------------------------ vroutes
+
+    def vroute_create(self, srcnet: str, destnet: str, gateway: str) -> dict[str, Any]:
+        """Route ``srcnet`` -> ``destnet`` through ``gateway`` (a vnode attached to
+        ``srcnet``, or one of its addresses); installed at once in running vnodes.
+        Raises ValidationError (unknown vnetwork, gateway not on ``srcnet``)."""
+        return self._request(
+            "POST", f"/vnetworks/{srcnet}/routes", {"destination": destnet, "gateway": gateway}
+        )
+
+    def vroute_complete(self) -> list[dict[str, Any]]:
+        """Create every missing vroute between vnetworks joined by gateway vnodes;
+        returns the new ones."""
+        return self._request("POST", "/vnetworks/routes/complete")
+
+    def vroutes_info(self) -> list[dict[str, Any]]:
+        """Every vroute: ``{"source", "destination", "gateway"}``."""
+        return self._request("GET", "/vroutes")
+
+    def pnodes_probe(self, interface: str) -> dict[str, str | None]:
+        """Probe whether each pnode's ``interface`` carries frames for foreign MACs
+        (classic vnetworks need it): pnode -> None, or why it cannot."""
+        return self._request("POST", "/pnodes/probe", {"interface": interface})
+
     # ------------------------------------------------------------------ vnodes
 
     def vnode_create(

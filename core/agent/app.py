@@ -44,8 +44,41 @@ def info(request: Request) -> dict[str, Any]:
 
 @router.post("/vnetworks")
 def vnetwork_create(request: Request, body: Doc) -> dict[str, Any]:
-    _agent(request).vnetwork_create(parse(VNetwork, body))
+    body = dict(body)
+    peers = body.pop("peers", None)
+    if peers is not None and not (
+        isinstance(peers, list) and all(isinstance(x, str) for x in peers)
+    ):
+        raise ValidationError("peers", "a list of pnode addresses")
+    _agent(request).vnetwork_create(parse(VNetwork, body), peers)
     return {"ok": True}
+
+
+@router.get("/underlay")
+def underlay_address(request: Request, toward: str) -> dict[str, Any]:
+    return {"address": _agent(request).underlay_address(toward)}
+
+
+@router.post("/l2probe/listen")
+def l2_listen(request: Request, body: Doc) -> dict[str, Any]:
+    heard = _agent(request).l2_listen(
+        str(body["interface"]), str(body["nonce"]), int(body["expect"]), float(body["timeout"])
+    )
+    return {"heard": heard}
+
+
+@router.post("/l2probe/send")
+def l2_send(request: Request, body: Doc) -> dict[str, Any]:
+    _agent(request).l2_send(str(body["interface"]), str(body["nonce"]), str(body["sender"]))
+    return {"ok": True}
+
+
+@router.post("/vnodes/routes")
+def vnodes_routes(request: Request, body: Doc) -> dict[str, str | None]:
+    plan = body.get("plan")
+    if not isinstance(plan, dict):
+        raise ValidationError("plan", "a mapping vnode -> {routes, forward}")
+    return _agent(request).vnodes_routes(plan)
 
 
 @router.delete("/vnetworks/{name}")
@@ -62,7 +95,12 @@ def vnodes_check(request: Request, body: Doc) -> dict[str, Any]:
 
 @router.post("/vnodes/start")
 def vnodes_start(request: Request, body: Doc) -> dict[str, str | None]:
-    return _agent(request).vnodes_start(_vnodes(body), str(body.get("etc_hosts") or ""))
+    members = body.get("members")
+    return _agent(request).vnodes_start(
+        _vnodes(body),
+        str(body.get("etc_hosts") or ""),
+        {str(k): int(v) for k, v in members.items()} if isinstance(members, dict) else None,
+    )
 
 
 @router.post("/vnodes/stop")

@@ -142,6 +142,10 @@ def _nl(op: str, fn: Callable[[], T]) -> T:
         raise KernelError(op, os.strerror(exc.code) if exc.code else str(exc), exc.code) from None
 
 
+#: public name of the wrapper: run a netlink call, raise KernelError(op, reason, errno)
+call = _nl
+
+
 def link_index(ipr: IPRoute, ifname: str) -> int | None:
     """The index of link ``ifname`` in the namespace of ``ipr``, or None.
 

@@ -25,7 +25,16 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from pydistem.agent import etchosts, neighbours, netlink, sysctl
+from pydistem.agent import (
+    etchosts,
+    l2probe,
+    neighbours,
+    netlink,
+    sysctl,
+    uplink,
+    vnode_routes,
+    vxlan,
+)
 from pydistem.agent.cgroups import clean_cgroup
 from pydistem.agent.journal import Entry, Journal
 from pydistem.agent.limits import LimitsKeeper, check_field
@@ -92,6 +101,20 @@ class Agent:
 
     def bridge_name(self, vnet: str) -> str:
         return f"pdb{_h8(self.tag, vnet)}"
+
+    def vxlan_name(self, vnet: str) -> str:
+        return f"pdx{_h8(self.tag, vnet)}"
+
+    def uplink_bridge_name(self, ifname: str) -> str:
+        return f"pdu{_h8(self.tag, ifname)}"
+
+    def _bridge_of(self, vnet: VNetwork) -> str:
+        """Classic vnetworks on one root interface share its bridge; others own one."""
+        if vnet.network_type != "vxlan" and vnet.root_interface:
+            if uplink.is_bridge(self._ipr(), vnet.root_interface):
+                return vnet.root_interface  # already a bridge: used as it is
+            return self.uplink_bridge_name(vnet.root_interface)
+        return self.bridge_name(vnet.name)
 
     def veth_name(self, vnode: str, viface: str) -> str:
         return f"pdv{_h8(self.tag, vnode, viface)}"
@@ -164,17 +187,68 @@ class Agent:
             "tag": self.tag,
             "vnodes": sorted(self._vnodes),
             "vnetworks": sorted(self._vnets),
+            "addresses": self.addresses(),
         }
 
+    def addresses(self) -> list[str]:
+        """The IPv4 addresses of this pnode's interfaces (its network namespace)."""
+        return sorted(
+            {
+                str(m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS"))
+                for m in self._ipr().get_addr(family=socket.AF_INET)
+            }
+        )
+
+    def underlay_address(self, toward: str) -> str:
+        """The source address this pnode uses to reach ``toward`` (its VXLAN endpoint)."""
+        try:
+            (route,) = self._ipr().route("get", dst=toward)[:1]
+        except (ValueError, OSError) as exc:
+            reason = f"no route from this pnode to {toward}: {exc}"
+            raise ValidationError("toward", reason) from None
+        src = route.get_attr("RTA_PREFSRC")
+        if not src:
+            raise ValidationError("toward", f"no source address toward {toward}")
+        return str(src)
+
+    # ------------------------------------------------------------------ L2 probe
+    def l2_listen(self, interface: str, nonce: str, expect: int, timeout: float) -> list[str]:
+        """Probe frames of round ``nonce`` heard on ``interface`` (see l2probe)."""
+        return l2probe.listen(interface, nonce, expect, min(timeout, 30.0))
+
+    def l2_send(self, interface: str, nonce: str, sender: str) -> None:
+        """Send probe frames of round ``nonce`` with a foreign MAC (see l2probe)."""
+        l2probe.send(interface, nonce, sender)
+
     # ------------------------------------------------------------------ vnetworks
-    def vnetwork_create(self, vnet: VNetwork) -> None:
-        """Create the vnetwork's bridge on this pnode. Idempotent."""
-        if vnet.network_type != "bridge" or vnet.root_interface:
-            raise ValidationError(
-                "network_type", "only local bridge vnetworks exist on this pnode so far"
-            )
-        netlink.bridge_ensure(self._ipr(), self.bridge_name(vnet.name), self.journal)
+    def vnetwork_create(self, vnet: VNetwork, peers: list[str] | None = None) -> None:
+        """Build the vnetwork on this pnode: its bridge; for ``vxlan`` the VXLAN device
+        flooding to ``peers`` (the other pnodes' addresses, replacing the previous
+        list); for a classic ``root_interface`` that interface enslaved. Idempotent.
+        The coordinator decides ``auto``; given here, it means ``bridge``."""
+        ipr = self._ipr()
         with self._lock:
+            if vnet.network_type != "vxlan" and vnet.root_interface:
+                uplink.enslave(ipr, vnet.root_interface, self._bridge_of(vnet), self.journal)
+            else:
+                bridge = netlink.bridge_ensure(ipr, self.bridge_name(vnet.name), self.journal)
+                if vnet.network_type == "vxlan":
+                    if vnet.vni is None:
+                        raise ValidationError("vni", "a vxlan vnetwork needs its VNI")
+                    mtu = vnet.viface_mtu() or 1450
+                    idx = vxlan.vxlan_ensure(
+                        ipr,
+                        self.vxlan_name(vnet.name),
+                        vnet.vni,
+                        vnet.vxlan_port,
+                        mtu,
+                        bridge,
+                        self.journal,
+                        vnet.root_interface,
+                    )
+                    netlink.call("bridge mtu", lambda: ipr.link("set", index=bridge, mtu=mtu))
+                    if peers is not None:
+                        vxlan.set_peers(ipr, idx, peers)
             self._vnets[vnet.name] = vnet
             self._save_vnets()
 
@@ -186,10 +260,19 @@ class Agent:
             ]
             if users:
                 raise Conflict(f"vnetwork {name} is used by vnodes {', '.join(users[:5])}")
-            bridge = self.bridge_name(name)
-            netlink.link_delete(self._ipr(), bridge)
-            self.journal.remove("link", bridge)
-            self._vnets.pop(name, None)
+            vnet = self._vnets.pop(name, None)
+            ipr = self._ipr()
+            if vnet is not None and vnet.network_type != "vxlan" and vnet.root_interface:
+                iface = vnet.root_interface
+                if not any(v.root_interface == iface for v in self._vnets.values()):
+                    entry = {e.id: e for e in self.journal.live(uplink.KIND)}.get(iface)
+                    if entry is not None:
+                        uplink.release(ipr, iface, entry.data)
+                        self.journal.remove(uplink.KIND, iface)
+            else:
+                for link in (self.vxlan_name(name), self.bridge_name(name)):
+                    netlink.link_delete(ipr, link)
+                    self.journal.remove("link", link)
             self._save_vnets()
 
     # ------------------------------------------------------------------ vnodes
@@ -235,9 +318,11 @@ class Agent:
             vnet = self._vnets.get(vif.vnetwork)
             if vnet is None:
                 raise NotFound("vnetwork", vif.vnetwork)
-            bridge = netlink.link_index(ipr, self.bridge_name(vnet.name))
+            bridge = netlink.link_index(ipr, self._bridge_of(vnet))
             if bridge is None:
-                bridge = netlink.bridge_ensure(ipr, self.bridge_name(vnet.name), self.journal)
+                self.vnetwork_create(vnet)
+                bridge = netlink.link_index(ipr, self._bridge_of(vnet))
+                assert bridge is not None
             created = netlink.veth_into_netns(
                 ipr,
                 self.veth_name(vnode.name, vif.name),
@@ -249,12 +334,23 @@ class Agent:
             )
             if created:
                 fresh.add(vif.name)
-        plen = {v.name: v.network.prefixlen for v in self._vnets.values()}
+            mtu = vnet.viface_mtu()
+            if mtu is not None:
+                host = netlink.link_index(ipr, self.veth_name(vnode.name, vif.name))
+                netlink.call("veth mtu", lambda h=host, m=mtu: ipr.link("set", index=h, mtu=m))
+        nets = dict(self._vnets)
 
         def inside(nipr: IPRoute) -> None:
             for vif in vnode.vifaces:
                 if vif.vnetwork:
-                    netlink.configure_inside(nipr, vif.name, vif.address, plen[vif.vnetwork])
+                    vn = nets[vif.vnetwork]
+                    mtu = vn.viface_mtu()
+                    if mtu is not None:
+                        i = netlink.link_index(nipr, vif.name)
+                        netlink.call(
+                            "viface mtu", lambda i=i, m=mtu: nipr.link("set", index=i, mtu=m)
+                        )
+                    netlink.configure_inside(nipr, vif.name, vif.address, vn.network.prefixlen)
             if not vnode.vifaces:
                 lo = netlink.link_index(nipr, "lo")
                 if lo is not None:
@@ -301,16 +397,22 @@ class Agent:
             return dict([one(items[0])])
         return dict(self._pool.map(one, items))
 
-    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]:
+    def vnodes_start(
+        self,
+        vnodes: list[VNode],
+        etc_hosts: str = "",
+        members: dict[str, int] | None = None,
+    ) -> dict[str, str | None]:
         """Build (if needed) and start vnodes in parallel. Idempotent per vnode.
 
+        ``members``: vnetwork -> its vifaces on every pnode (sizes the neighbour table).
         Returns name -> None on success or the error message; one failure does not
         stop the others.
         """
         self.check_vnodes(vnodes)
         everyone = {**self._vnodes, **{v.name: v for v in vnodes}}.values()
-        ports = [vif.vnetwork for v in everyone for vif in v.vifaces]
-        sysctl.size_for_platform(ports, self.journal)
+        ports = [vif.vnetwork for v in everyone for vif in v.vifaces if vif.vnetwork]
+        sysctl.size_for_platform(ports, self.journal, members)
         # the objects every vnode will need, journaled with one write and one fsync
         # instead of one each (the per-object adds that follow find them recorded)
         planned: list[tuple[str, str, dict[str, Any]]] = []
@@ -518,10 +620,24 @@ class Agent:
             host = self.veth_name(name, str(rule["viface"]))
             self.shaper().apply_peer_latencies(host, dict(rule["latencies"]), self.journal)
 
+    def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+        """Install routes in running vnodes: ``{vnode: {"routes": [{"destination":
+        CIDR, "gateway": IP}], "forward": bool}}``; ``forward`` turns IPv4 forwarding
+        on in the vnode (a gateway). Routes are replaced, so this is idempotent."""
+
+        def one(name: str) -> None:
+            self._get(name)
+            item = plan[name]
+            path = netlink.netns_path(self.netns_name(name))
+            vnode_routes.install(path, list(item.get("routes") or []), bool(item.get("forward")))
+
+        return self._parallel(list(plan), one, lambda n: n)
+
     # ------------------------------------------------------------------ cleanup
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         out: dict[str, Callable[[Entry], None]] = {
             **netlink.cleaners(),
+            uplink.KIND: uplink.clean_uplink,
             "cgroup": clean_cgroup,
             etchosts.KIND: etchosts.clean_etchosts,
             "sysctl": sysctl.clean_sysctl,

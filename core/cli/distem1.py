@@ -94,8 +94,13 @@ _OPTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         "vnode=V,iface=I[,vnetwork=NET,address=ADDR,default=true]",
     ),
     "remove-viface": ("subopts", ("vnode", "iface"), (), "vnode=V,iface=I"),
-    "create-vroute": ("subopts", ("vnetsrc", "vnetdest", "gateway"), (), "(not supported)"),
-    "complete-vroutes": ("flag", (), (), "(not supported)"),
+    "create-vroute": (
+        "subopts",
+        ("vnetsrc", "vnetdest", "gateway"),
+        (),
+        "vnetsrc=A,vnetdest=B,gateway=IP|VNODE  route A -> B",
+    ),
+    "complete-vroutes": ("flag", (), (), "create every route between joined vnetworks"),
     "config-viface": (
         "subopts",
         ("vnode", "iface"),
@@ -134,8 +139,6 @@ _UNSUPPORTED = {
     "copy-from": "copy files with `distem execute` or through the vnode's shared rootfs",
     "get-image": "images are built with `distem image build`",
     "shell": "use `distem execute V -- sh -c '...'`",
-    "create-vroute": "vroutes are not in pydistem's native API yet",
-    "complete-vroutes": "vroutes are not in pydistem's native API yet",
     "set-global-etchosts": "not in pydistem's native API",
     "set-global-arptable": "not in pydistem's native API",
 }
@@ -302,6 +305,11 @@ def _add(plan: Plan, name: str, value: str | None) -> None:
         calls.append(Call("vnode_remove", (value,)) if value else Call("vnodes_remove"))
     elif name == "execute":
         calls.append(Call("vnode_execute", (subopts["vnode"], subopts["command"]), show="lines"))
+    elif name == "create-vroute":
+        args = (subopts["vnetsrc"], subopts["vnetdest"], subopts["gateway"])
+        calls.append(Call("vroute_create", args))
+    elif name == "complete-vroutes":
+        calls.append(Call("vroute_complete"))
     elif name == "create-vnetwork":
         calls.append(Call("vnetwork_create", (subopts["vnetwork"], subopts["address"])))
     elif name == "remove-vnetwork":

@@ -22,7 +22,7 @@ from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
 
 COMMANDS = (
-    "pnode", "vnetwork", "vnode", "viface", "execute", "wait", "deploy", "destroy",
+    "pnode", "vnetwork", "vroute", "vnode", "viface", "execute", "wait", "deploy", "destroy",
     "clean", "status", "image", "events", "testbeds", "reservations", "release", "vcpu",
     "vmem", "bootstrap", "quit",
 )  # fmt: skip
@@ -69,17 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("targets", nargs="*", default=["localhost"])
     cmd(pnode, "list", "list pnodes")
     cmd(pnode, "show", "show one pnode").add_argument("id")
+    p = cmd(pnode, "probe", "can each pnode's INTERFACE carry classic vnetworks (foreign MACs)?")
+    p.add_argument("interface")
 
     # vnetwork
     vnet = cmd(sub, "vnetwork", "virtual networks").add_subparsers(dest="action", required=True)
     p = cmd(vnet, "create", "create a vnetwork")
     p.add_argument("name")
     p.add_argument("address", metavar="CIDR")
-    p.add_argument("--type", dest="network_type", choices=("bridge", "vxlan"))
-    p.add_argument("--root-interface")
+    p.add_argument("--type", dest="network_type", choices=("auto", "bridge", "vxlan"))
+    p.add_argument("--root-interface", help="pnode interface: classic mode (vxlan: underlay)")
+    p.add_argument("--vni", type=int, help="VXLAN network identifier (default: allocated)")
+    p.add_argument("--vxlan-port", type=int, help="VXLAN UDP port (default 4789)")
+    p.add_argument("--mtu", type=int, help="MTU of the vifaces (vxlan default 1450)")
     cmd(vnet, "list", "list vnetworks")
     cmd(vnet, "show", "show one vnetwork").add_argument("name")
     cmd(vnet, "remove", "remove vnetworks").add_argument("names", nargs="+")
+
+    # vroute
+    vroute = cmd(sub, "vroute", "routes between vnetworks").add_subparsers(
+        dest="action", required=True
+    )
+    p = cmd(vroute, "create", "route SOURCE -> DESTINATION through GATEWAY (vnode or address)")
+    p.add_argument("source")
+    p.add_argument("destination")
+    p.add_argument("gateway")
+    cmd(vroute, "complete", "create every missing route between joined vnetworks")
+    cmd(vroute, "list", "list vroutes")
 
     # vnode
     vnode = cmd(sub, "vnode", "virtual nodes").add_subparsers(dest="action", required=True)
@@ -225,11 +241,21 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             show(args, data, output.pnodes_table)
         elif action == "list":
             show(args, client.pnodes_info(), output.pnodes_table)
+        elif action == "probe":
+            with output.spinner(f"probing {args.interface} on every pnode"):
+                faults = client.pnodes_probe(args.interface)
+            if args.json:
+                output.print_json(faults)
+            for pnode, fault in sorted(faults.items()):
+                if not args.json:
+                    output.out.print(f"{pnode}: {'ok' if fault is None else fault}")
+            return 0 if not any(faults.values()) else 1
         else:
             show(args, client.pnode_info(args.id), output.pnodes_table)
     elif command == "vnetwork":
         if action == "create":
-            opts = {k: getattr(args, k) for k in ("network_type", "root_interface")}
+            keys = ("network_type", "root_interface", "vni", "vxlan_port", "mtu")
+            opts = {k: getattr(args, k) for k in keys}
             opts = {k: v for k, v in opts.items() if v}
             data = client.vnetwork_create(args.name, args.address, opts)
             show(args, data, output.vnetworks_table)
@@ -241,6 +267,14 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             for name in args.names:
                 client.vnetwork_remove(name)
                 output.done(f"vnetwork {name} removed")
+    elif command == "vroute":
+        if action == "create":
+            data = client.vroute_create(args.source, args.destination, args.gateway)
+            show(args, data, output.vroutes_table)
+        elif action == "complete":
+            show(args, client.vroute_complete(), output.vroutes_table)
+        else:
+            show(args, client.vroutes_info(), output.vroutes_table)
     elif command == "vnode":
         return _vnode(args, client, action)
     elif command == "viface":
@@ -275,7 +309,17 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             data = client.quit()
         if args.json:
             output.print_json(data)
-        else:
+        unclean = quit_failures(data)
+        for pnode, reason in unclean.items():
+            output.error(
+                PydistemError(
+                    f"pnode {pnode} was not cleaned: {reason} (its journal keeps what is "
+                    "left: run `distem clean` on that host)"
+                )
+            )
+        if unclean:
+            return 1
+        if not args.json:
             output.done("every vnode and vnetwork removed, pnodes cleaned")
     elif command == "status":
         if not client.health():
@@ -528,6 +572,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.err.print("[red]interrupted[/]")
         return 130
+
+
+def quit_failures(report: Any) -> dict[str, str]:
+    """pnode -> why it was not (fully) cleaned, from the report of ``quit``."""
+    report = report or {}
+    report = report.get("removed", report)  # POST /quit answers {"removed": report}
+    out = {}
+    for pnode, rep in (report.get("pnodes") or {}).items():
+        if not isinstance(rep, dict):
+            continue
+        if rep.get("error"):
+            out[pnode] = str(rep["error"])
+        elif rep.get("failed"):
+            out[pnode] = "; ".join(f"{k}: {v}" for k, v in sorted(rep["failed"].items()))
+    return out
 
 
 def clean_local_journal(as_json: bool) -> int:

@@ -95,15 +95,28 @@ def vnodes_table(vnodes: list[dict[str, Any]]) -> Table:
 
 def vnetworks_table(vnetworks: list[dict[str, Any]]) -> Table:
     table = Table(title="vnetworks", title_justify="left")
-    for col in ("name", "address", "type", "root interface"):
+    for col in ("name", "address", "type", "root interface", "why"):
         table.add_column(col)
     for n in vnetworks:
+        kind = str(n.get("network_type", "bridge"))
+        if kind == "vxlan" and n.get("vni") is not None:
+            kind += f" {n['vni']}"
         table.add_row(
             escape(str(n.get("name"))),
             escape(str(n.get("address"))),
-            escape(str(n.get("network_type", "bridge"))),
+            escape(kind),
             escape(str(n.get("root_interface") or "-")),
+            escape(str(n.get("reason") or "")),
         )
+    return table
+
+
+def vroutes_table(vroutes: list[dict[str, Any]]) -> Table:
+    table = Table(title="vroutes", title_justify="left")
+    for col in ("source", "destination", "gateway"):
+        table.add_column(col)
+    for r in vroutes:
+        table.add_row(*(escape(str(r.get(k))) for k in ("source", "destination", "gateway")))
     return table
 
 

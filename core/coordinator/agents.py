@@ -19,10 +19,12 @@ from pydistem.plugins.runtimes.base import ExecResult
 
 class AgentLink(Protocol):
     def info(self) -> dict[str, Any]: ...
-    def vnetwork_create(self, vnet: VNetwork) -> None: ...
+    def vnetwork_create(self, vnet: VNetwork, peers: list[str] | None = None) -> None: ...
     def vnetwork_remove(self, name: str) -> None: ...
     def check_vnodes(self, vnodes: list[VNode]) -> None: ...
-    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]: ...
+    def vnodes_start(
+        self, vnodes: list[VNode], etc_hosts: str = "", members: dict[str, int] | None = None
+    ) -> dict[str, str | None]: ...
     def vnodes_stop(self, names: list[str]) -> dict[str, str | None]: ...
     def vnodes_remove(self, names: list[str]) -> dict[str, str | None]: ...
     def vnodes_freeze(self, names: list[str], frozen: bool = True) -> dict[str, str | None]: ...
@@ -48,6 +50,10 @@ class AgentLink(Protocol):
     def vifaces_macs(self) -> dict[str, dict[str, str]]: ...
     def arp_fill(self, entries: list[dict[str, str]]) -> dict[str, str | None]: ...
     def peers_latencies(self, rules: dict[str, dict[str, Any]]) -> None: ...
+    def underlay_address(self, toward: str) -> str: ...
+    def l2_listen(self, interface: str, nonce: str, expect: int, timeout: float) -> list[str]: ...
+    def l2_send(self, interface: str, nonce: str, sender: str) -> None: ...
+    def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]: ...
 
 
 class HttpAgentLink:
@@ -56,8 +62,11 @@ class HttpAgentLink:
     def __init__(self, pnode: str, base_url: str, token: str | None, timeout: float = 600) -> None:
         self.pnode = pnode
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # a pnode that is gone must not hold quit for minutes: connect fails fast
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/api/v1/agent", headers=headers, timeout=timeout
+            base_url=base_url.rstrip("/") + "/api/v1/agent",
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
         )
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
@@ -73,8 +82,25 @@ class HttpAgentLink:
     def info(self) -> dict[str, Any]:
         return dict(self._call("GET", "/info"))
 
-    def vnetwork_create(self, vnet: VNetwork) -> None:
-        self._call("POST", "/vnetworks", vnet.model_dump())
+    def vnetwork_create(self, vnet: VNetwork, peers: list[str] | None = None) -> None:
+        body = vnet.model_dump()
+        if peers is not None:
+            body["peers"] = peers
+        self._call("POST", "/vnetworks", body)
+
+    def underlay_address(self, toward: str) -> str:
+        return str(self._call("GET", f"/underlay?toward={toward}")["address"])
+
+    def l2_listen(self, interface: str, nonce: str, expect: int, timeout: float) -> list[str]:
+        body = {"interface": interface, "nonce": nonce, "expect": expect, "timeout": timeout}
+        return list(self._call("POST", "/l2probe/listen", body)["heard"])
+
+    def l2_send(self, interface: str, nonce: str, sender: str) -> None:
+        body = {"interface": interface, "nonce": nonce, "sender": sender}
+        self._call("POST", "/l2probe/send", body)
+
+    def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+        return dict(self._call("POST", "/vnodes/routes", {"plan": plan}))
 
     def vnetwork_remove(self, name: str) -> None:
         self._call("DELETE", f"/vnetworks/{name}")
@@ -82,8 +108,14 @@ class HttpAgentLink:
     def check_vnodes(self, vnodes: list[VNode]) -> None:
         self._call("POST", "/vnodes/check", {"vnodes": [v.model_dump() for v in vnodes]})
 
-    def vnodes_start(self, vnodes: list[VNode], etc_hosts: str = "") -> dict[str, str | None]:
-        body = {"vnodes": [v.model_dump() for v in vnodes], "etc_hosts": etc_hosts}
+    def vnodes_start(
+        self, vnodes: list[VNode], etc_hosts: str = "", members: dict[str, int] | None = None
+    ) -> dict[str, str | None]:
+        body = {
+            "vnodes": [v.model_dump() for v in vnodes],
+            "etc_hosts": etc_hosts,
+            "members": members,
+        }
         return dict(self._call("POST", "/vnodes/start", body))
 
     def vnodes_stop(self, names: list[str]) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pydistem import __version__
-from pydistem.coordinator.routes import events, limits, platform, pnodes, vnetworks, vnodes
+from pydistem.coordinator.routes import events, limits, platform, pnodes, vnetworks, vnodes, vroutes
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, PydistemError, Unauthorized, ValidationError
 
@@ -90,7 +90,7 @@ def create_app(
     def health() -> dict[str, object]:
         return {"ok": True, "version": __version__}
 
-    for module in (pnodes, vnetworks, vnodes, limits, platform, events):
+    for module in (pnodes, vroutes, vnetworks, vnodes, limits, platform, events):
         app.include_router(module.router, prefix=API_PREFIX)
     if distem_compat:
         import ipaddress

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from pydistem.coordinator import networks, placement, vroutes
 from pydistem.coordinator.agents import AgentLink
 from pydistem.errors import (
     AlreadyExists,
@@ -32,7 +33,7 @@ from pydistem.errors import (
 )
 from pydistem.model.addressing import AddressPool
 from pydistem.model.platform_file import Platform, platform_from_dict
-from pydistem.model.specs import PNode, Traffic, VFilesystem, VIface, VNetwork, VNode
+from pydistem.model.specs import PNode, Traffic, VFilesystem, VIface, VNetwork, VNode, VRoute
 from pydistem.model.validate import parse
 from pydistem.plugins.runtimes.base import ExecResult
 from pydistem.state.store import Store
@@ -98,6 +99,8 @@ class Coordinator:
             if err:
                 self.failures[n] = err
         self.pools = {n: self._pool_for(v, self.vnodes.values()) for n, v in self.vnets.items()}
+        self.vroutes: dict[str, VRoute] = vroutes.load(self)
+        self._underlay: dict[str, str] = {}  # pnode -> its VXLAN endpoint, when not its address
         self._fanout = ThreadPoolExecutor(32, thread_name_prefix="fanout")
         from pydistem.events.engine import EventEngine
 
@@ -174,7 +177,18 @@ class Coordinator:
         for p in self.pnodes.values():
             if p.address == addr:
                 return p.id
+        if self._is_local_address(addr):
+            return self.local_id
         return addr
+
+    def _is_local_address(self, addr: str) -> bool:
+        """Whether ``addr`` belongs to this machine's agent (its network namespace)."""
+        if self._local is None:
+            return False
+        try:
+            return addr in (self._local.info().get("addresses") or [])
+        except PydistemError:
+            return False
 
     def pnode_init(self, targets: list[str | dict[str, Any]]) -> list[PNode]:
         """Initialise pnodes (idempotent): contact their agent and record their facts.
@@ -191,6 +205,12 @@ class Coordinator:
                 out.append(self.pnodes[pid])
                 continue
             address = "127.0.0.1" if pid == "localhost" else pid
+            if pid == self.local_id and explicit is None:
+                # keep the address others reach this pnode at, when that is how it was named
+                with contextlib.suppress(OSError):
+                    given = socket.gethostbyname(str(target))
+                    if not ipaddress.ip_address(given).is_loopback:
+                        address = given
             pnode = explicit or PNode(id=pid, address=address, status="INIT")
             with self._lock:
                 self.pnodes[pid] = pnode
@@ -266,7 +286,8 @@ class Coordinator:
                         addr_field,
                         f"{vnet.address} overlaps vnetwork {other.name} ({other.address})",
                     )
-            planned.append(vnet)
+            taken = [*self.vnets.values(), *planned]
+            planned.append(networks.resolve(self, vnet, taken, field))
         return planned
 
     def vnetwork_create(self, data: dict[str, Any] | VNetwork) -> VNetwork:
@@ -295,21 +316,20 @@ class Coordinator:
                 raise Conflict(f"vnetwork {name} is used by vnodes: {', '.join(users[:5])}")
             for pid in self.pnodes:
                 self.link(pid).vnetwork_remove(name)
+            vroutes.forget_vnetwork(self, name)
             del self.vnets[name]
             del self.pools[name]
             self.store.delete("vnetwork", name)
             return vnet
 
     # ------------------------------------------------------------------ vnode planning
-    def _place(self, planned: list[VNode], field_of: Callable[[int], str]) -> None:
+    def _place(
+        self, planned: list[VNode], field_of: Callable[[int], str], vnets: dict[str, VNetwork]
+    ) -> None:
         """Resolve explicit hosts and spread ``host: auto`` vnodes by free capacity."""
         self._ensure_default_pnode()
         if not self.pnodes:
             raise ValidationError(field_of(0) + ".host", "no pnode is initialised (pnode init)")
-        load: dict[str, int] = defaultdict(int)
-        for v in self.vnodes.values():
-            if v.host:
-                load[v.host] += 1
         for i, v in enumerate(planned):
             if v.host is not None:
                 try:
@@ -325,12 +345,19 @@ class Coordinator:
                         field_of(i) + ".host",
                         f"unknown pnode {v.host!r} (initialised: {', '.join(self.pnodes)})",
                     )
-                load[v.host] += 1
-        for v in planned:
-            if v.host is None:
-                best = min(self.pnodes.values(), key=lambda p: (load[p.id] / max(1, p.cores), p.id))
-                v.host = best.id
-                load[best.id] += 1
+        ifaces = {
+            n.root_interface
+            for vn in planned
+            for i in vn.vifaces
+            if (n := vnets.get(i.vnetwork or "")) is not None
+            and n.network_type == "bridge"
+            and n.root_interface
+        }
+        faults = {
+            iface: {p: f for p, f in networks.probe_uplinks(self, iface).items() if f}
+            for iface in sorted(ifaces)
+        }
+        placement.place(planned, self.vnodes.values(), self.pnodes, vnets, faults, field_of)
 
     def _plan_vnodes(
         self,
@@ -352,7 +379,7 @@ class Coordinator:
             for j, vif in enumerate(v.vifaces):
                 self._plan_viface(vif, vnets, pools, f"{f}.vifaces[{j}]" if f else f"vifaces[{j}]")
             planned.append(v)
-        self._place(planned, field_of)
+        self._place(planned, field_of, vnets)
         by_host: dict[str, list[VNode]] = defaultdict(list)
         for v in planned:
             by_host[str(v.host)].append(v)
@@ -560,18 +587,33 @@ class Coordinator:
             groups = self._by_host(todo)
             hosts_file = self.etc_hosts()
             specs = {h: [v.model_copy(deep=True) for v in vs] for h, vs in groups.items()}
-            needed = {
-                h: {i.vnetwork for v in vs for i in v.vifaces if i.vnetwork}
-                for h, vs in groups.items()
-            }
+            try:
+                builds, plan_error = networks.build_plan(self, groups), None
+            except PydistemError as exc:  # e.g. a pnode's VXLAN endpoint is unknown
+                builds, plan_error = {}, exc.message
+            for h in builds:
+                specs.setdefault(h, [])  # member pnodes that only get new VXLAN peers
+            routes = vroutes.plans(self, todo)
+            members = dict(
+                Counter(i.vnetwork for v in self.vnodes.values() for i in v.vifaces if i.vnetwork)
+            )
 
         def start(host: str, vs: list[VNode]) -> dict[str, str | None]:
+            if plan_error is not None:
+                return {v.name: plan_error for v in vs}
             link = self.link(host)
-            for net in sorted(needed[host]):
-                link.vnetwork_create(self.vnets[net])
+            for vnet, peers in builds.get(host, []):
+                link.vnetwork_create(vnet, peers)
+            if not vs:
+                return {}
             for v in vs:
                 v.status = "RUNNING"
-            return link.vnodes_start(vs, hosts_file)
+            results = link.vnodes_start(vs, hosts_file, members)
+            plan = {n: p for n, p in routes.get(host, {}).items() if results.get(n) is None}
+            if plan:
+                for n, err in link.vnodes_routes(plan).items():
+                    results[n] = results.get(n) or err
+            return results
 
         results = self._fan(specs, start)
         with self._lock:
@@ -696,6 +738,15 @@ class Coordinator:
                 return pending
             time.sleep(0.2)
 
+    # ------------------------------------------------------------------ vroutes
+    def vroute_create(self, source: str, destination: str, gateway: str) -> VRoute:
+        """Route ``source`` -> ``destination`` through ``gateway`` (a vnode or address)."""
+        return vroutes.create(self, source, destination, gateway)
+
+    def vroute_complete(self) -> list[VRoute]:
+        """Create every missing vroute (gateways chosen automatically); the new ones."""
+        return vroutes.complete_all(self)
+
     # ------------------------------------------------------------------ platform
     def deploy(self, doc: dict[str, Any] | Platform) -> tuple[list[VNetwork], list[VNode]]:
         """Create and start a whole platform. Validation is all-or-nothing."""
@@ -707,6 +758,8 @@ class Coordinator:
             pools.update({v.name: AddressPool(v.address) for v in vnets})
             planned = self._plan_vnodes(platform.vnodes, all_vnets, pools, lambda i: f"vnodes[{i}]")
             self.events.check(platform.events, "events", planned)
+            if isinstance(platform.vroutes, list):
+                vroutes.check(platform.vroutes, all_vnets, [*self.vnodes.values(), *planned])
             with self.store.batch():
                 for v in vnets:
                     self.vnets[v.name] = v
@@ -716,6 +769,11 @@ class Coordinator:
                 self.pools = pools
                 self._save_vnodes([v.name for v in planned])
         self.vnodes_start([v.name for v in planned])
+        if platform.vroutes == "complete":
+            self.vroute_complete()
+        elif platform.vroutes:
+            for r in platform.vroutes:
+                self.vroute_create(r["source"], r["destination"], r["gateway"])
         if platform.events:
             self.events.add(platform.events, source="platform")
         return vnets, [self.vnodes[v.name] for v in planned if v.name in self.vnodes]
@@ -742,6 +800,7 @@ class Coordinator:
             except PydistemError as exc:
                 report["pnodes"][pid] = {"error": exc.message}
         with self._lock, self.store.batch():
+            vroutes.forget_all(self)
             for name in list(self.vnets):
                 self.store.delete("vnetwork", name)
             self.vnets.clear()

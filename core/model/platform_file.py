@@ -20,7 +20,8 @@ from pydistem.model.names import expand_group
 from pydistem.model.specs import VNetwork, VNode
 from pydistem.model.validate import parse
 
-TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "events", "testbed", "daemon")
+TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "vroutes", "events", "testbed", "daemon")
+VROUTE_KEYS = ("source", "destination", "gateway")
 
 
 class Platform(BaseModel):
@@ -31,6 +32,8 @@ class Platform(BaseModel):
     vnetworks: list[VNetwork] = Field(default_factory=list)
     vnodes: list[VNode] = Field(default_factory=list)
     events: list[Event | Churn] = Field(default_factory=list)
+    #: ``complete``, or routes ``{source, destination, gateway}`` (gateway: vnode or address)
+    vroutes: str | list[dict[str, str]] | None = None
     testbed: dict[str, Any] | None = None
     daemon: dict[str, Any] | None = None
 
@@ -58,6 +61,7 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
             raise ValidationError(f"vnodes[{i}].name", "is required (a name or 'node-[1-50]')")
         for name in expand_group(pattern, f"vnodes[{i}].name"):
             vnodes.append(parse(VNode, {**item, "name": name}, f"vnodes[{i}]"))
+    vroutes = _vroutes(doc.get("vroutes"))
     for key in ("testbed", "daemon"):
         if doc.get(key) is not None and not isinstance(doc[key], dict):
             raise ValidationError(key, "must be a mapping")
@@ -66,9 +70,30 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
         vnetworks=vnetworks,
         vnodes=vnodes,
         events=events,
+        vroutes=vroutes,
         testbed=doc.get("testbed"),
         daemon=doc.get("daemon"),
     )
+
+
+def _vroutes(value: Any) -> str | list[dict[str, str]] | None:
+    """``vroutes: complete`` or a list of ``{source, destination, gateway}``."""
+    if value is None or value == "complete":
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, list):
+        raise ValidationError("vroutes", "'complete' or a list of {source, destination, gateway}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValidationError(f"vroutes[{i}]", "must be a mapping")
+        for key in item:
+            if key not in VROUTE_KEYS:
+                raise ValidationError(f"vroutes[{i}].{key}", f"unknown key (known: {VROUTE_KEYS})")
+        for key in VROUTE_KEYS:
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise ValidationError(f"vroutes[{i}].{key}", "is required (a name or address)")
+        out.append({k: str(item[k]) for k in VROUTE_KEYS})
+    return out
 
 
 def load_platform(path: str | Path) -> Platform:

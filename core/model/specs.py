@@ -194,13 +194,36 @@ class VNode(_Model):
         return attached[0] if attached else None
 
 
+NetworkType = Literal["auto", "bridge", "vxlan"]
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+VXLAN_PORT = 4789  # IANA
+
+
 class VNetwork(_Model):
-    """A virtual network: an IPv4 subnet, a bridge on each pnode that hosts members."""
+    """A virtual network: an IPv4 subnet, a bridge on each pnode that hosts members.
+
+    ``bridge`` without ``root_interface`` stays on one pnode; with it, the bridge of
+    every pnode enslaves that interface (Distem's classical mode). ``vxlan`` joins the
+    bridges of all pnodes through a VXLAN tunnel (``vni``, UDP ``vxlan_port``). ``auto``
+    is resolved by the coordinator when the vnetwork is created (docs/networks.md).
+    """
 
     name: str
     address: str
-    network_type: Literal["bridge", "vxlan"] = "bridge"
+    network_type: NetworkType = "auto"
     root_interface: str | None = None
+    vni: int | None = Field(default=None, ge=1, le=(1 << 24) - 1)
+    vxlan_port: int = Field(default=VXLAN_PORT, ge=1, le=65535)
+    mtu: int | None = Field(default=None, ge=576, le=65535)
+    #: why ``auto`` became what it is (set by the coordinator)
+    reason: str | None = None
+
+    @field_validator("root_interface")
+    @classmethod
+    def _iface(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        return names.check_name("root_interface", v, names.VIFACE_MAX)
 
     @field_validator("name")
     @classmethod
@@ -224,6 +247,39 @@ class VNetwork(_Model):
     @property
     def network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.address)
+
+    @property
+    def spans_pnodes(self) -> bool:
+        """Whether vnodes on different pnodes can share this vnetwork."""
+        return self.network_type == "vxlan" or self.root_interface is not None
+
+    def viface_mtu(self) -> int | None:
+        """The MTU to give vifaces on this vnetwork (None: the kernel's default)."""
+        if self.mtu is not None:
+            return self.mtu
+        return 1500 - VXLAN_OVERHEAD if self.network_type == "vxlan" else None
+
+
+class VRoute(_Model):
+    """A route in vnetwork ``source`` towards vnetwork ``destination`` through
+    ``gateway``, an address in ``source`` of a vnode attached to both (or routing on)."""
+
+    source: str
+    destination: str
+    gateway: str
+
+    @field_validator("source", "destination")
+    @classmethod
+    def _vnet(cls, v: str, info: Any) -> str:
+        return names.check_name(info.field_name, v, names.VNETWORK_MAX)
+
+    @field_validator("gateway", mode="before")
+    @classmethod
+    def _gw(cls, v: Any) -> str:
+        try:
+            return str(ipaddress.IPv4Address(str(v).split("/")[0]))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address") from None
 
 
 class PNode(_Model):

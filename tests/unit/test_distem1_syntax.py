@@ -143,7 +143,7 @@ def test_no_option_and_leftovers_and_help():
 def test_unsupported_option_changes_nothing_even_after_good_ones():
     # translation fails before any call runs: nothing half-done
     with pytest.raises(Distem1UsageError):
-        translate(["--start-vnode", "v", "--create-vroute", "vnetsrc=a,vnetdest=b,gateway=g"])
+        translate(["--start-vnode", "v", "--copy-to", "vnode=v,src=a,dest=b"])
 
 
 def test_sub_options_split_like_ruby():
@@ -164,3 +164,10 @@ def test_ruby_inspect():
     assert ruby_inspect(data) == (
         '{"name"=>"n1", "ok"=>true, "x"=>nil, "l"=>[1, false], "s"=>"a\\"b\\#{c}"}'
     )
+
+
+def test_vroute_options_translate_to_the_vroute_calls():
+    assert calls("--create-vroute", "vnetsrc=a,vnetdest=b,gateway=10.0.0.1") == [
+        ("vroute_create", ("a", "b", "10.0.0.1"))
+    ]
+    assert calls("--complete-vroutes") == [("vroute_complete", ())]

@@ -9,6 +9,7 @@ the :class:`~pydistem.coordinator.service.Coordinator`'s methods; nothing is rei
 from pydistem.coordinator.compat import events as _events  # noqa: F401
 from pydistem.coordinator.compat import limits as _limits  # noqa: F401 - registers vcpu/vmem
 from pydistem.coordinator.compat import pnode_admin, tables, vfilesystem, vplatform
+from pydistem.coordinator.compat import vroutes as _vroutes  # noqa: F401  (registers routes)
 from pydistem.coordinator.compat.router import router
 
 __all__ = ["pnode_admin", "router", "tables", "vfilesystem", "vplatform"]

@@ -33,7 +33,7 @@ from pydistem.coordinator.compat.encoding import (
 )
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import PydistemError
-from pydistem.model.specs import VIface, VNode
+from pydistem.model.specs import VIface, VNetwork, VNode
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -104,6 +104,10 @@ def _desc(form: Form, key: str = "desc") -> dict[str, Any]:
 def _vnode(c: Coordinator, v: VNode) -> dict[str, Any]:
     index = list(c.vnodes).index(v.name) if v.name in c.vnodes else len(c.vnodes)
     return shapes.vnode(v, index, c.vnets, c.pnodes)
+
+
+def _vnetwork(c: Coordinator, v: VNetwork) -> dict[str, Any]:
+    return shapes.vnetwork(v, c.vnodes, c.vroutes.values(), c.vnets)
 
 
 def _pnodes(c: Coordinator, status: str | None = None) -> dict[str, Any]:
@@ -177,22 +181,22 @@ def vnetwork_create(c: Coordinator, form: Form) -> dict[str, Any]:
     name = _name(form.get("name") or f"vnetwork{len(c.vnets)}")
     opts = downkeys(json_field(form, "opts", {}))
     vnet = c.vnetwork_create(shapes.vnetwork_desc(name, form.get("address"), opts))
-    return shapes.vnetwork(vnet, c.vnodes)
+    return _vnetwork(c, vnet)
 
 
 @_route("GET", "/vnetworks")
 def vnetworks_info(c: Coordinator, form: Form) -> dict[str, Any]:
-    return {n: shapes.vnetwork(v, c.vnodes) for n, v in list(c.vnets.items())}
+    return {n: _vnetwork(c, v) for n, v in list(c.vnets.items())}
 
 
 @_route("GET", "/vnetworks/{vnet}")
 def vnetwork_info(c: Coordinator, form: Form, vnet: str) -> dict[str, Any]:
-    return shapes.vnetwork(c.vnetwork_get(vnet), c.vnodes)
+    return _vnetwork(c, c.vnetwork_get(vnet))
 
 
 @_route("DELETE", "/vnetworks/{vnet}")
 def vnetwork_remove(c: Coordinator, form: Form, vnet: str) -> dict[str, Any]:
-    shape = shapes.vnetwork(c.vnetwork_get(vnet), c.vnodes)
+    shape = _vnetwork(c, c.vnetwork_get(vnet))
     c.vnetwork_remove(vnet)
     return shape
 
@@ -441,7 +445,7 @@ def vplatform_info(c: Coordinator, form: Form) -> str:
         "vplatform": {
             "pnodes": _pnodes(c),
             "vnodes": {n: _vnode(c, v) for n, v in list(c.vnodes.items())},
-            "vnetworks": {n: shapes.vnetwork(v, c.vnodes) for n, v in list(c.vnets.items())},
+            "vnetworks": {n: _vnetwork(c, v) for n, v in list(c.vnets.items())},
         }
     }
     return json.dumps(doc, indent=2)
@@ -451,8 +455,6 @@ def vplatform_info(c: Coordinator, form: Form) -> str:
 #: Distem routes this slice does not serve: (method, path, feature named in the 501)
 UNSERVED = [
     ("PUT", "/vnetworks", "vnetwork routing interface"),
-    ("POST", "/vnetworks/routes/complete", "vroutes"),
-    ("POST", "/vnetworks/{vnet}/routes", "vroutes"),
     ("POST", "/vplatform/vnodesdotfile", "vnodes dot file"),
     ("POST", "/vplatform/loadphystopo", "alevin"),
     ("POST", "/vplatform/alevin", "alevin"),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from pydistem.coordinator.compat import vresources
 from pydistem.coordinator.compat.encoding import invalid, not_implemented, parse_bool
-from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode
+from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode, VRoute
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +156,37 @@ def vnode(
     }
 
 
-def vnetwork(n: VNetwork, vnodes: dict[str, VNode]) -> dict[str, Any]:
+def vnetwork(
+    n: VNetwork,
+    vnodes: dict[str, VNode],
+    vroutes: Iterable[VRoute] = (),
+    vnets: dict[str, VNetwork] | None = None,
+) -> dict[str, Any]:
+    """Distem's vnetwork; ``vroutes`` keyed by destination CIDR (from ``vnets``)."""
     users = [v.name for v in vnodes.values() if any(i.vnetwork == n.name for i in v.vifaces)]
     opts: dict[str, Any] = {"network_type": "vxlan" if n.network_type == "vxlan" else "classical"}
     if n.root_interface:
         opts["root_interface"] = n.root_interface
-    return {"name": n.name, "address": n.address, "vnodes": users, "vroutes": {}, "opts": opts}
+    if n.network_type == "vxlan" and n.vni is not None:
+        opts["vxlan_id"] = n.vni
+    every = list(vroutes)
+    routes = {}
+    for r in every:
+        if r.source == n.name:
+            dest = (vnets or {}).get(r.destination)
+            routes[dest.address if dest else r.destination] = vroute(r, every)
+    return {"name": n.name, "address": n.address, "vnodes": users, "vroutes": routes, "opts": opts}
+
+
+def vroute(r: VRoute, every: list[VRoute]) -> dict[str, Any]:
+    """Distem's vroute: ``{"id", "networksrc", "networkdst", "gateway"}`` (id: creation order)."""
+    index = next((i for i, x in enumerate(every) if x == r), len(every))
+    return {
+        "id": str(index),
+        "networksrc": r.source,
+        "networkdst": r.destination,
+        "gateway": r.gateway,
+    }
 
 
 def vnetwork_desc(name: str, address: str | None, opts: Any) -> dict[str, Any]:
@@ -183,6 +209,10 @@ def vnetwork_desc(name: str, address: str | None, opts: Any) -> dict[str, Any]:
     doc["network_type"] = "bridge" if kind == "classical" else "vxlan"
     if opts.get("root_interface"):
         doc["root_interface"] = str(opts["root_interface"])
+    elif kind == "classical":
+        # Distem bridges the pnodes' default interface; pydistem never takes that one
+        # implicitly: a local bridge on one pnode, VXLAN over several (docs/networks.md)
+        doc["network_type"] = "auto"
     return doc
 
 

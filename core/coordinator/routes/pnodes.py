@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
+from pydistem.coordinator import networks
 from pydistem.coordinator.routes import coordinator
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, ValidationError
@@ -27,6 +28,15 @@ def pnodes_init(c: C, body: Annotated[dict[str, Any], Body()]) -> list[dict[str,
     if not isinstance(targets, list) or not targets:
         raise ValidationError("targets", "a non-empty list of pnode hostnames or addresses")
     return [p.model_dump() for p in c.pnode_init(targets)]
+
+
+@router.post("/pnodes/probe")
+def pnodes_probe(c: C, body: Annotated[dict[str, Any], Body()]) -> dict[str, str | None]:
+    """Can each pnode's ``interface`` carry classic vnetworks? pnode -> None or why not."""
+    iface = body.get("interface")
+    if not isinstance(iface, str) or not iface:
+        raise ValidationError("interface", "the uplink interface to probe, e.g. eth1")
+    return networks.probe_uplinks(c, iface, force=True)
 
 
 @router.get("/pnodes/{pnode}")

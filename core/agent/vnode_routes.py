@@ -1,0 +1,49 @@
+"""Routes between vnetworks inside one vnode, and IPv4 forwarding in gateways.
+
+The coordinator computes them (core/coordinator/vroutes.py); the agent installs
+them in the vnode's network namespace. Everything lives in that namespace, so
+removing the vnode removes it: there is nothing to journal.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pydistem.agent import netlink
+from pydistem.errors import KernelError
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def install(netns: str, routes: list[dict[str, Any]], forward: bool) -> None:
+    """In the namespace at ``netns``: ``ip route replace DEST via GATEWAY`` for each
+    route, and ``net.ipv4.ip_forward=1`` when ``forward``. Idempotent."""
+
+    def inside(ipr: IPRoute) -> None:
+        for r in routes:
+            net = ipaddress.IPv4Network(str(r["destination"]))
+            try:
+                ipr.route(
+                    "replace",
+                    dst=str(net.network_address),
+                    dst_len=net.prefixlen,
+                    gateway=str(r["gateway"]),
+                )
+            except NetlinkError as exc:
+                reason = os.strerror(exc.code)
+                if exc.code == errno.ENETUNREACH:
+                    reason += f" (gateway {r['gateway']} is on no vnetwork of this vnode)"
+                raise KernelError(f"route {net} via {r['gateway']}", reason, exc.code) from None
+
+    netlink.run_in_netns(netns, inside)
+    if forward:
+        # /proc/sys/net belongs to the network namespace of the thread that opens it
+        with netlink.in_netns(netns):
+            IP_FORWARD.write_text("1\n")
