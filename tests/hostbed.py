@@ -201,18 +201,21 @@ class HostBed:
             )
         )
         log = open(self.dir / f"sshd_{host.name}.log", "ab")  # noqa: SIM115 - kept by Popen
-        # its own UTS namespace, so that `hostname` over SSH prints the host's name
+        # its own UTS namespace, so that `hostname` over SSH prints the host's name; its
+        # own mount namespace for /etc/netns/<ns>/* bound over /etc/* as `ip netns exec`
+        # does, but NOT its /sys remount, which hides /sys/fs/cgroup (LXC needs it)
         self._sshd[host.index] = subprocess.Popen(
             [
-                "ip",
-                "netns",
-                "exec",
-                host.netns,
+                "nsenter",
+                f"--net={netlink.netns_path(host.netns)}",
                 "unshare",
                 "--uts",
+                "--mount",
+                "--propagation",
+                "slave",
                 "sh",
                 "-c",
-                f"hostname {host.name} && exec {SSHD} -D -e -f {config}",
+                f"{_etc_binds(host.netns)}hostname {host.name} && exec {SSHD} -D -e -f {config}",
             ],
             stdout=log,
             stderr=log,
@@ -311,6 +314,14 @@ class HostBed:
         self._namespaces.clear()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _etc_binds(ns: str) -> str:
+    """Shell commands binding /etc/netns/<ns>/* over /etc/*, as `ip netns exec` does."""
+    d = Path("/etc/netns") / ns
+    if not d.is_dir():
+        return ""
+    return "".join(f"mount --bind {f} /etc/{f.name} && " for f in sorted(d.iterdir()))
 
 
 def _mac(ns: str) -> str:

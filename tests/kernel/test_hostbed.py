@@ -64,3 +64,29 @@ def test_drop_foreign_macs_reproduces_a_non_promiscuous_nic(hostbed) -> None:
     assert bed.run(a, ["ping", "-c1", "-W2", "10.199.0.100"]).returncode == 0
     bed.drop_foreign_macs(b)
     assert bed.run(a, ["ping", "-c2", "-W1", "10.199.0.100"]).returncode != 0
+
+
+def test_ssh_sessions_see_the_cgroup_tree_and_etc_netns(hostbed, tmp_path) -> None:
+    """LXC started over SSH needs /sys/fs/cgroup (which `ip netns exec` would hide), and
+    a host's /etc/netns/<ns>/hosts is its /etc/hosts, as `ip netns exec` makes it."""
+    from pathlib import Path
+
+    bed = hostbed(1)
+    (host,) = bed.hosts
+    etc = Path("/etc/netns") / host.netns
+    etc.mkdir(parents=True)
+    try:
+        (etc / "hosts").write_text("10.199.0.254 laptop.example\n")
+        bed.stop_sshd(host)
+        bed.start_sshd(host)
+        r = bed.operator_run(
+            ["ssh", *bed.ssh_options(), f"root@{host.address}",
+             "ls /sys/fs/cgroup && getent hosts laptop.example"]
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "laptop.example" in r.stdout and r.stdout.split()[0]
+    finally:
+        import shutil
+
+        shutil.rmtree(etc, ignore_errors=True)
+    assert "laptop.example" not in Path("/etc/hosts").read_text()
