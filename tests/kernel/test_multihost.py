@@ -14,8 +14,9 @@ operator's machine. The test proves, with LXC vnodes:
   host3's own journal (``distem clean`` on that host) removes what is left: nothing
   remains on any host, eth0 gets its address back.
 
-Only bootstrap is missing to make it the issue's done criterion: here the daemons are
-started by hand where ``distem bootstrap`` will start them over SSH.
+The first test starts the daemons by hand (to kill one and keep its Popen);
+``test_bootstrap_deploy_quit_forty_lxc_vnodes_from_the_cli`` does it all from the CLI:
+``distem bootstrap`` over SSH, ``distem deploy``, ``distem quit``.
 """
 
 from __future__ import annotations
@@ -247,3 +248,65 @@ def test_forty_lxc_vnodes_over_four_hosts(cluster: Cluster, image: Path, tmp_pat
         (eth0,) = json.loads(cluster.in_host(i, ["ip", "-j", "addr", "show", "eth0"]))
         assert "master" not in eth0
         assert [a["local"] for a in eth0["addr_info"] if a["family"] == "inet"] == [addresses[i]]
+
+
+def test_bootstrap_deploy_quit_forty_lxc_vnodes_from_the_cli(
+    kernel_unchanged, host_limits, hostbed, image: Path, tmp_path: Path
+) -> None:
+    """The issue's done criterion: ``distem bootstrap`` prepares four hosts over SSH (one
+    of them drops frames for foreign MACs), ``distem deploy`` builds 40 LXC vnodes on a
+    classic and a VXLAN vnetwork joined by a route, every vnode pings every other, and
+    ``distem quit`` leaves nothing on any host."""
+    from pydistem.testing import unique_tag
+
+    bed = hostbed(4)
+    hosts = bed.hosts
+    addresses = [h.address for h in hosts]
+    bed.drop_foreign_macs(hosts[3])
+    machines = tmp_path / "machines"
+    machines.write_text("".join(f"root@{a}\n" for a in addresses))
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PYDISTEM_BOOTSTRAP_FILE": str(tmp_path / "cfg" / "bootstrap.json"),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    distem = [str(BIN / "distem")]
+    r = bed.operator_run(
+        [*distem, "bootstrap", "-f", str(machines), "--key", str(bed.key), "--venv", sys.prefix,
+         "--state-dir", str(tmp_path / "state" / "{index}"), "--tag", unique_tag() + "{index}",
+         "--timeout", "10"],
+        env=env, timeout=600,
+    )  # fmt: skip
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        pids = [tmp_path / "state" / str(i + 1) / "distemd.pid" for i in range(4)]
+        assert all(p.exists() for p in pids), "a distemd on every host"
+        env["PYDISTEM_TOKEN"] = (tmp_path / "cfg" / "token").read_text().strip()
+        coordinator = ["--coordinator", f"{addresses[0]}:4567"]
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return bed.operator_run([*distem, *coordinator, *args], env=env, timeout=600)
+
+        (tmp_path / "platform.yaml").write_text(yaml.safe_dump(platform(image)))
+        r = cli("--json", "deploy", str(tmp_path / "platform.yaml"), "--timeout", "180")
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+        vnodes = {v["name"]: v for v in out["vnodes"]}
+        assert len(vnodes) == 40 and {v["status"] for v in vnodes.values()} == {"RUNNING"}
+        assert len({v["host"] for v in vnodes.values()}) == 4, "spread over the 4 hosts"
+        lan_hosts = {v["host"] for n, v in vnodes.items() if n.startswith("lan") or n == "gw"}
+        assert not {h for h in lan_hosts if addresses[3] in h}, "no classic vnode on host4"
+        unreachable = {s: [d for d, ok in row.items() if not ok] for s, row in out["ping"].items()}
+        assert len(out["ping"]) == 40 and not {s: d for s, d in unreachable.items() if d}
+    finally:
+        q = bed.operator_run([*distem, "quit", "--timeout", "10"], env=env, timeout=600)
+    assert q.returncode == 0, q.stdout + q.stderr
+    for i, host in enumerate(hosts):
+        links = bed.run(host, ["ip", "-br", "link"]).stdout.splitlines()
+        assert [ln for ln in links if ln.startswith("pd")] == [], f"host{i + 1}"
+        (eth0,) = json.loads(bed.run(host, ["ip", "-j", "addr", "show", "eth0"]).stdout)
+        assert "master" not in eth0, f"host{i + 1}: eth0 still enslaved"
+        assert [a["local"] for a in eth0["addr_info"] if a["family"] == "inet"] == [addresses[i]]
+        assert not (tmp_path / "state" / str(i + 1) / "distemd.pid").exists(), f"host{i + 1}"
