@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_compat_wire import FORM, distemd, form, image, ok, stack  # noqa: F401 - fixtures
+from test_compat_wire import FORM, distemd_port, form, image, ok, stack  # noqa: F401 - fixtures
 
 from pydistem.client import Client
 from pydistem.coordinator import limits
@@ -97,9 +97,9 @@ def test_vcpu_and_vmem_routes(stack: tuple[Coordinator, TestClient], image: Path
     ok(put("/vnodes", type="remove"))
 
 
-def test_distem_client_then_ours(distemd: int, image: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_distem_client_then_ours(distemd_port: int, image: Path, tmp_path: Path) -> None:  # noqa: F811
     distem = pytest.importorskip("distem")
-    d = distem.Distem(serveraddr="127.0.0.1", port=distemd)
+    d = distem.Distem(serveraddr="127.0.0.1", port=distemd_port)
     d.proxies = {}
     d.client.trust_env = False
     d.pnode_init(["localhost"])
@@ -118,7 +118,7 @@ def test_distem_client_then_ours(distemd: int, image: Path, tmp_path: Path) -> N
     assert d.vnode_info("node1")["vmem"]["mem"] == "96"
 
     # pydistem's own client and CLI on the same daemon, the native API with its token
-    url = f"http://127.0.0.1:{distemd}"
+    url = f"http://127.0.0.1:{distemd_port}"
     token = (tmp_path / "state" / "token").read_text().strip()
     with Client(url=url, token=token) as cl:
         cl.vcpu_create("node1", 0.5, "ratio", corenb=1)
