@@ -81,6 +81,37 @@ def raised_sysctls(ports: int) -> Iterator[dict[str, int]]:
                     path.write_text(str(original))
 
 
+#: what Mininet's ``fixLimits()`` raises machine-wide on every ``Mininet()`` and never
+#: puts back (mininet/util.py, 2.3.0)
+MININET_SYSCTLS = (
+    "fs.file-max",
+    "net.core.wmem_max",
+    "net.core.rmem_max",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+    "net.core.netdev_max_backlog",
+    "net.ipv4.neigh.default.gc_thresh1",
+    "net.ipv4.neigh.default.gc_thresh2",
+    "net.ipv4.neigh.default.gc_thresh3",
+    "net.ipv4.route.max_size",
+    "kernel.pty.max",
+)
+
+
+@contextlib.contextmanager
+def sysctls_kept(keys: tuple[str, ...]) -> Iterator[None]:
+    """Put ``keys`` back to the values they had on entry, whatever ran inside
+    (Mininet's ``fixLimits`` raises host-wide limits and leaves them raised)."""
+    saved = {k: _sysctl_path(k).read_text() for k in keys if _sysctl_path(k).exists()}
+    try:
+        yield
+    finally:
+        for key, text in saved.items():
+            with contextlib.suppress(OSError):
+                if _sysctl_path(key).read_text() != text:
+                    _sysctl_path(key).write_text(text)
+
+
 # ------------------------------------------------------------------ measurements
 class Stopwatch:
     """``with Stopwatch() as sw: ...`` then ``sw.seconds`` (monotonic clock)."""

@@ -25,11 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BANDWIDTH_MBIT,
+    MININET_SYSCTLS,
     PREFIXLEN,
     Stopwatch,
     emit,
     probe_address,
     raised_sysctls,
+    sysctls_kept,
     vnode_addresses,
     wait_links_gone,
 )
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     link_opts = {"bw": BANDWIDTH_MBIT} if args.shaped else {}
     net = None
-    with raised_sysctls(args.n + 1):
+    with sysctls_kept(MININET_SYSCTLS), raised_sysctls(args.n + 1):
         try:
             with Stopwatch() as up:
                 net = Mininet(
