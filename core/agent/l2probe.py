@@ -7,7 +7,9 @@ The probe tells: every pnode listens on its uplink (promiscuous) for a few raw
 frames of the local experimental EtherType 0x88B5 while every other pnode sends
 them with a foreign source MAC to a foreign (never used) destination MAC, which the
 physical network floods. A pnode that hears nobody, or that nobody hears, cannot
-do classic mode. The coordinator runs the rounds (core/coordinator/networks.py).
+do classic mode. ``distem bootstrap`` runs one round over SSH on every machine's
+uplink (core/bootstrap/uplink.py) and records the result; the coordinator runs rounds
+itself for interfaces nobody probed yet (core/coordinator/networks.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 from pyroute2 import IPRoute
 
@@ -50,6 +53,15 @@ def _listen_on(ifname: str) -> str:
         return str(ipr.get_links(master)[0].get_attr("IFLA_IFNAME"))
 
 
+def uplink_of(address: str) -> str:
+    """The interface holding ``address`` (the one its peers reach this machine through)."""
+    with IPRoute() as ipr:
+        for a in ipr.get_addr():
+            if a.get_attr("IFA_ADDRESS") == address or a.get_attr("IFA_LOCAL") == address:
+                return str(ipr.get_links(a["index"])[0].get_attr("IFLA_IFNAME"))
+    raise ValidationError("address", f"no interface of this machine holds {address}")
+
+
 def source_mac(sender: str) -> bytes:
     """A locally administered unicast MAC derived from the sender's id."""
     return b"\x02\x70\x65" + hashlib.sha1(sender.encode()).digest()[:3]
@@ -72,9 +84,18 @@ def parse(data: bytes, nonce: str) -> str | None:
     return parts[1].decode(errors="replace")
 
 
-def listen(ifname: str, nonce: str, expect: int, timeout: float) -> list[str]:
+def listen(
+    ifname: str,
+    nonce: str,
+    expect: int,
+    timeout: float,
+    *,
+    ready: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[str]:
     """Senders heard on ``ifname`` (promiscuous) in this round; returns once ``expect``
-    distinct senders were heard, or after ``timeout`` seconds."""
+    distinct senders were heard, ``stop()`` is true (polled every 0.2 s), or after
+    ``timeout`` seconds. ``ready()`` is called once the socket receives."""
     where = _listen_on(ifname)
     index = _ifindex(where)
     heard: set[str] = set()
@@ -82,13 +103,15 @@ def listen(ifname: str, nonce: str, expect: int, timeout: float) -> list[str]:
         s.bind((where, ETHERTYPE))
         mreq = struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
         s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        if ready is not None:
+            ready()
         deadline = time.monotonic() + timeout
         while len(heard) < expect:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (stop is not None and stop()):
                 break
-            ready, _, _ = select.select([s], [], [], left)
-            if not ready:
+            readable, _, _ = select.select([s], [], [], min(left, 0.2))
+            if not readable:
                 continue
             sender = parse(s.recv(2048), nonce)
             if sender is not None:

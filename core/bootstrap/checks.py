@@ -86,6 +86,20 @@ APT_INSTALL_IPROUTE2 = (
 )
 
 
+_POLICY_SUITE = re.compile(r"^\s+-?\d+\s+\S+\s+(\S+?)/\S+\s+\S+\s+Packages\s*$")
+
+
+def backports_suites(policy: str) -> list[str]:
+    """The backports suites ``apt-cache policy iproute2`` lists (``bookworm-backports``),
+    in order: where a newer iproute2 may be, though apt never picks it by default."""
+    found: list[str] = []
+    for line in policy.splitlines():
+        m = _POLICY_SUITE.match(line)
+        if m and "backports" in m[1] and m[1] not in found:
+            found.append(m[1])
+    return found
+
+
 def plan_iproute2(version: IpVersion, has_apt: bool) -> Iproute2Plan:
     """Decide from the parsed ``ip -V`` and whether the machine has apt-get."""
     if version.has_vxlan_dstport:

@@ -1,13 +1,15 @@
 """Software on a machine: iproute2 >= 3.16, LXC, and pydistem itself in a virtualenv.
 
 pydistem is installed from a wheel of *this* pydistem (built once from the source tree,
-or given with ``--wheel``), copied over SFTP and ``pip install``ed into the venv; its
-dependencies come from the machine's package index. A machine whose venv already holds
-the same pydistem version is left alone (``--reinstall`` forces it).
+or given with ``--wheel``), copied over SFTP and ``pip install``ed into a fresh venv; its
+dependencies come from the machine's package index, or, for machines without one, from
+a wheelhouse copied along (``--wheelhouse``: pip then never goes online). A machine
+whose venv already holds the same pydistem version is left alone (``--reinstall``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import subprocess
 import sys
@@ -16,10 +18,15 @@ import threading
 from pathlib import Path
 
 import pydistem
-from pydistem.bootstrap.checks import parse_ip_version, plan_iproute2
+from pydistem.bootstrap.checks import (
+    IpVersion,
+    backports_suites,
+    parse_ip_version,
+    plan_iproute2,
+)
 from pydistem.bootstrap.options import BootstrapOptions, MachinePaths
 from pydistem.bootstrap.report import MachineReport, StepFailed
-from pydistem.bootstrap.ssh import Session
+from pydistem.bootstrap.ssh import Result, Session
 
 APT = "export DEBIAN_FRONTEND=noninteractive; "
 
@@ -28,9 +35,31 @@ def has_apt(session: Session) -> bool:
     return session.run("command -v apt-get >/dev/null").ok
 
 
+def apt_why(r: Result) -> str:
+    """apt's first error line (its last one is often only "Some index files failed")."""
+    errors = [line.strip() for line in r.stderr.splitlines() if line.startswith("E:")]
+    return errors[0] if errors else r.why()
+
+
+def package_version(session: Session, package: str) -> str | None:
+    """The installed Debian version of ``package`` (``6.1.0-3``), None when not installed
+    or no dpkg."""
+    fmt = shlex.quote("${Version} ${db:Status-Abbrev}")
+    r = session.run(f"dpkg-query -W -f={fmt} {package} 2>/dev/null", root=True)
+    version, _, status = r.stdout.strip().partition(" ")
+    return version if r.ok and version and status.startswith("ii") else None
+
+
+def ip_version(session: Session) -> IpVersion:
+    return parse_ip_version(session.run("ip -V 2>&1", root=True).stdout)
+
+
 def ensure_iproute2(session: Session, report: MachineReport, options: BootstrapOptions) -> None:
-    """Check ``ip -V``; upgrade iproute2 through apt when it is older than 3.16."""
-    version = parse_ip_version(session.run("ip -V 2>&1", root=True).stdout)
+    """Check ``ip -V``; when older than 3.16, upgrade iproute2 through apt from the
+    machine's suites, then from a configured backports suite, and check again.
+
+    Raises StepFailed naming what was tried and what ``ip -V`` says afterwards."""
+    version = ip_version(session)
     plan = plan_iproute2(version, has_apt(session))
     report.facts["iproute2"] = str(version)
     if plan.action == "ok":
@@ -39,17 +68,39 @@ def ensure_iproute2(session: Session, report: MachineReport, options: BootstrapO
         raise StepFailed(plan.reason)
     if not options.install_packages:
         raise StepFailed(f"{plan.reason}; upgrade it, or drop --no-install")
+    before = package_version(session, "iproute2")
     r = session.run(plan.command, root=True, timeout=900)
     if not r.ok:
-        raise StepFailed(f"{plan.reason}; apt-get failed: {r.why()}")
-    after = parse_ip_version(session.run("ip -V 2>&1", root=True).stdout)
+        raise StepFailed(f"{plan.reason}; apt-get failed: {apt_why(r)}")
+    after, how = ip_version(session), "apt-get"
+    tried = []
+    if not after.has_vxlan_dstport:
+        policy = session.run("apt-cache policy iproute2", root=True).stdout
+        for suite in backports_suites(policy):
+            tried.append(suite)
+            q = shlex.quote(suite)
+            r = session.run(f"{APT}apt-get install -y -q -t {q} iproute2 >/dev/null", root=True)
+            after = ip_version(session)
+            if after.has_vxlan_dstport:
+                how = f"apt-get -t {suite}"
+                break
+    package = package_version(session, "iproute2")
     report.facts["iproute2"] = str(after)
     if not after.has_vxlan_dstport:
+        suites = f" nor in {', '.join(tried)}" if tried else ""
+        if package is not None and package == before:
+            raise StepFailed(
+                f"{plan.reason}; apt-get found no iproute2 newer than {package} in this "
+                f"machine's suites{suites}: add a suite that has one (e.g. "
+                "bookworm-backports) and run bootstrap again"
+            )
+        where = session.run("command -v ip", root=True).stdout.strip() or "ip"
         raise StepFailed(
-            f"{plan.reason}; apt-get installed {after}, still too old: enable a newer "
-            "suite (backports) and run bootstrap again"
+            f"{plan.reason}; apt-get installed iproute2 {package or '?'}, but {where} still "
+            f"reports {after}: another ip comes first in PATH?"
         )
-    report.actions.append(f"iproute2 upgraded from {version} to {after}")
+    change = f"package {before or 'none'} -> {package}, {how}"
+    report.actions.append(f"iproute2 upgraded from {version} to {after} ({change})")
 
 
 def ensure_lxc(session: Session, report: MachineReport, options: BootstrapOptions) -> None:
@@ -90,6 +141,9 @@ class WheelSource:
             return self._path
 
     def _build(self) -> Path:
+        """``pip wheel`` of the source tree; with this environment's setuptools and wheel
+        when it has them (no build isolation: no index needed, e.g. on a frontend
+        without Internet access)."""
         root = source_root()
         if root is None:
             raise StepFailed(
@@ -97,8 +151,11 @@ class WheelSource:
                 "built: pass --wheel pydistem-VERSION-py3-none-any.whl"
             )
         self._tmp = tempfile.TemporaryDirectory(prefix="pydistem-wheel-")
+        local_tools = all(importlib.util.find_spec(m) for m in ("setuptools", "wheel"))
+        isolation = ["--no-build-isolation"] if local_tools else []
+        tmp = self._tmp.name
         r = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", self._tmp.name, root],
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", tmp, root],
             capture_output=True,
             text=True,
             check=False,
@@ -146,7 +203,8 @@ def ensure_pydistem(
     if py.stdout.strip() != "True":
         raise StepFailed(f"pydistem needs python3 >= 3.11 ({py.why()})")
     venv = shlex.quote(paths.venv)
-    if not session.run(f"test -x {venv}/bin/pip", root=True).ok:
+    fresh = not session.run(f"test -x {venv}/bin/pip", root=True).ok
+    if fresh:
         r = session.run(f"python3 -m venv {venv}", root=True)
         if not r.ok and has_apt(session) and options.install_packages:
             session.run(APT + "apt-get install -y -q python3-venv >/dev/null", root=True)
@@ -155,18 +213,31 @@ def ensure_pydistem(
         if not r.ok:
             raise StepFailed(f"cannot create the virtualenv {paths.venv}: {r.why()}")
     local = wheel.get()
-    remote = f"/tmp/{local.name}"
-    session.put(local.read_bytes(), remote)
-    force = " --force-reinstall --no-deps" if have == want else ""
-    r = session.run(
-        f"{venv}/bin/pip install -q --disable-pip-version-check{force} {shlex.quote(remote)}; "
-        f"s=$?; rm -f {shlex.quote(remote)}; exit $s",
-        root=True,
-        timeout=900,
-    )
+    found = [] if options.wheelhouse is None else sorted(options.wheelhouse.glob("*.whl"))
+    shipped = [w for w in found if not w.name.startswith("pydistem-")]
+    made = session.run("mktemp -d /tmp/pydistem-wheels-XXXXXX")
+    if not made.ok:
+        raise StepFailed(f"cannot make a temporary directory: {made.why()}")
+    tmp = made.stdout.strip()
+    try:
+        for w in [local, *shipped]:
+            session.put(w.read_bytes(), f"{tmp}/{w.name}")
+        force = " --force-reinstall --no-deps" if have == want else ""
+        offline = f" --no-index --find-links {shlex.quote(tmp)}" if options.wheelhouse else ""
+        r = session.run(
+            f"{venv}/bin/pip install -q --disable-pip-version-check{force}{offline} "
+            f"{shlex.quote(f'{tmp}/{local.name}')}",
+            root=True,
+            timeout=900,
+        )
+    finally:
+        session.run(f"rm -rf {shlex.quote(tmp)}", root=True)
     if not r.ok:
         raise StepFailed(f"pip install of {local.name} into {paths.venv} failed: {r.why()}")
     report.facts["pydistem"] = want
+    source = f", dependencies from {len(shipped)} shipped wheels" if options.wheelhouse else ""
     report.actions.append(
-        f"pydistem {want} installed into {paths.venv}" + (f" (was {have})" if have else "")
+        f"pydistem {want} installed into {paths.venv}"
+        + (f" (was {have})" if have else " (new venv)" if fresh else "")
+        + source
     )

@@ -35,6 +35,7 @@ class BootstrapOptions:
     coordinator_port: int = 4567
     agent_port: int = 4568
     wheel: Path | None = None  # the pydistem wheel to install; default: built from source
+    wheelhouse: Path | None = None  # wheels of its dependencies: pip install --no-index
     reinstall: bool = False  # install pydistem even when the same version is there
     install_packages: bool = True  # apt-get LXC / iproute2 when missing or too old
     daemon_timeout: float = 60.0  # seconds for a distemd to answer after it starts

@@ -20,6 +20,7 @@ PHASES: dict[str, str] = {
     "iproute2": "iproute2 >= 3.16",
     "lxc": "LXC",
     "pydistem": "pydistem",
+    "uplink": "uplink probe",
     "distemd": "distemd",
     "pnode": "pnode init",
 }

@@ -1,10 +1,11 @@
 """Bootstrap and teardown of a list of machines, all in parallel.
 
 ``prepare`` takes every machine through connect → root → kernel → iproute2 → lxc →
-pydistem in its own thread; then (a barrier) picks the coordinator (the first machine
-still standing), shares one token, starts distemd everywhere and inits every pnode on
-the coordinator, keyed by :attr:`Machine.id`. A failed machine is reported and the
-others go on, unless ``strict``: then no distemd is left running.
+pydistem in its own thread; then (a barrier) probes every uplink for foreign MACs in
+one round, picks the coordinator (the first machine still standing), shares one token,
+starts distemd everywhere and inits every pnode on the coordinator, keyed by
+:attr:`Machine.id`, with its kernel features and uplink verdict. A failed machine
+is reported and the others go on, unless ``strict``: then no distemd is left running.
 
 ``teardown`` is the other end: the coordinator quits the platform (every vnode,
 vnetwork and pnode cleaned), every distemd is stopped by its pid, and whatever an agent
@@ -23,7 +24,7 @@ from typing import Any
 
 import paramiko
 
-from pydistem.bootstrap import daemons
+from pydistem.bootstrap import daemons, uplink
 from pydistem.bootstrap.checks import FEATURE_PROBE, parse_features
 from pydistem.bootstrap.install import WheelSource, ensure_iproute2, ensure_lxc, ensure_pydistem
 from pydistem.bootstrap.options import BootstrapOptions, MachinePaths
@@ -53,6 +54,8 @@ class _Run:
         dup = next((i for i in ids if ids.count(i) > 1), None)
         if dup:
             raise ValidationError("machines", f"{dup} is listed twice")
+        if options.wheelhouse is not None and not options.wheelhouse.is_dir():
+            raise ValidationError("wheelhouse", f"{options.wheelhouse} is not a directory")
         self.options = options
         self.paths = {m.id: options.for_machine(m, i) for i, m in enumerate(machines, 1)}
         try:
@@ -156,6 +159,7 @@ def prepare(
             return report
         if not standing:
             return report
+        _probe_uplinks(run, standing)
         _start_daemons(run, report, standing)
         if options.strict and any(r.state != "ready" for r in run.reports):
             _stop_started(run, report)
@@ -188,6 +192,37 @@ def _prepare_machine(run: _Run, report: MachineReport, wheel: WheelSource) -> No
     )
     if not ok:
         run.skip_rest(report, report.phase)
+
+
+def _probe_uplinks(run: _Run, standing: list[MachineReport]) -> None:
+    """Phase uplink: one foreign-MAC probe round over every standing machine. Its
+    verdict is a fact and a feature (``l2:<uplink>``), never a failure: a machine whose
+    uplink drops foreign MACs still serves VXLAN and routed vnetworks."""
+    found = uplink.probe([(r.id, run.sessions[r.id], run.paths[r.id]) for r in standing])
+    verdicts = uplink.judge(found)
+
+    def record(r: MachineReport) -> None:
+        v = verdicts[r.id]
+        r.facts["uplink"] = {
+            "interface": v.interface,
+            "foreign_macs": v.carries_foreign_macs,
+            "heard": sorted(found[r.id].heard),
+            "why": v.why,
+        }
+        if v.interface and v.carries_foreign_macs is not None:
+            features = r.facts.setdefault("features", {})
+            features[f"l2:{v.interface}"] = v.carries_foreign_macs
+        if v.carries_foreign_macs is False:
+            r.warnings.append(
+                f"uplink {v.interface} {v.why}: classic vnetworks on {v.interface} cannot "
+                "reach vnodes here (no promiscuous mode, as Xen/KVM virtual NICs); VXLAN "
+                "and routed vnetworks work (network_type vxlan or auto)"
+            )
+        elif v.carries_foreign_macs is None and found[r.id].error is not None:
+            r.warnings.append(f"{v.why}; the coordinator probes again for classic vnetworks")
+
+    for r in standing:
+        run.phase(r, "uplink", lambda r=r: record(r))
 
 
 def _start_daemons(run: _Run, report: BootstrapReport, standing: list[MachineReport]) -> None:

@@ -61,6 +61,13 @@ def add_parsers(sub: Any, cmd: Callable[..., argparse.ArgumentParser]) -> None:
         help="client networks allowed on those routes (distemd's option)",
     )
     p.add_argument("--wheel", type=Path, help="pydistem wheel to install (default: built here)")
+    p.add_argument(
+        "--wheelhouse",
+        type=Path,
+        metavar="DIR",
+        help="wheels of pydistem's dependencies, copied along (machines without a package "
+        "index; make it with: pip wheel -w DIR pydistem)",
+    )
     p.add_argument("--reinstall", action="store_true", help="install pydistem even if present")
     p.add_argument(
         "--no-install",
@@ -113,6 +120,7 @@ def _options(args: argparse.Namespace) -> BootstrapOptions:
         coordinator_port=getattr(args, "coordinator_port", 4567),
         agent_port=getattr(args, "agent_port", 4568),
         wheel=getattr(args, "wheel", None),
+        wheelhouse=getattr(args, "wheelhouse", None),
         reinstall=getattr(args, "reinstall", False),
         install_packages=not getattr(args, "no_install", False),
     )
@@ -158,9 +166,26 @@ class PhaseBars:
 _STYLE = {"ready": "green", "failed": "red", "skipped": "yellow", "pending": "yellow"}
 
 
+def uplink_cell(m: MachineReport) -> str:
+    """The uplink probe's verdict in a word: can classic vnetworks use this machine?"""
+    up = m.facts.get("uplink")
+    if not up:
+        return ""
+    name = up.get("interface") or "?"
+    verdict = up.get("foreign_macs")
+    if verdict is True:
+        return f"{name}: [green]classic ok[/]"
+    if verdict is False:
+        return f"{name}: [red]drops foreign MACs[/] (VXLAN only)"
+    return f"{name}: [dim]not probed[/]"
+
+
 def summary_table(machines: list[MachineReport], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("machine", "state", "role", "hostname", "address", "details"):
+    with_uplink = any("uplink" in m.facts for m in machines)
+    columns = ["machine", "state", "role", "hostname", "address"]
+    columns += ["uplink", "details"] if with_uplink else ["details"]
+    for col in columns:
         table.add_column(col, overflow="fold")
     for m in machines:
         style = _STYLE.get(m.state, "")
@@ -170,14 +195,15 @@ def summary_table(machines: list[MachineReport], title: str) -> Table:
             lines.append(f"[{style}]{m.reason}[/]")
         lines += [f"[yellow]warning:[/] {w}" for w in m.warnings]
         lines += [f"[dim]{a}[/]" for a in m.actions]
-        table.add_row(
+        cells = [
             m.id,
             f"[{style}]{state}[/]",
             m.role or "",
             str(m.facts.get("hostname") or ""),
             str(m.facts.get("address") or ""),
-            "\n".join(lines),
-        )
+        ]
+        cells += [uplink_cell(m)] if with_uplink else []
+        table.add_row(*cells, "\n".join(lines))
     return table
 
 

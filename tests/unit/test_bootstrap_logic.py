@@ -14,13 +14,17 @@ import pytest
 from pydistem.bootstrap.checks import (
     APT_INSTALL_IPROUTE2,
     APT_UPGRADE_IPROUTE2,
+    backports_suites,
     parse_features,
     parse_ip_version,
     plan_iproute2,
 )
 from pydistem.bootstrap.daemons import distemd_argv
 from pydistem.bootstrap.options import BootstrapOptions
+from pydistem.bootstrap.report import MachineReport
 from pydistem.bootstrap.root import append_key_script
+from pydistem.bootstrap.uplink import Uplink, judge
+from pydistem.cli.bootstrap import uplink_cell
 from pydistem.cli.main import main
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import ValidationError
@@ -71,6 +75,69 @@ def test_iproute2_plan_chooses_the_apt_upgrade_for_an_old_ip() -> None:
     no_apt = plan_iproute2(old, has_apt=False)
     assert no_apt.action == "fail" and "no apt-get" in no_apt.reason
     assert plan_iproute2(parse_ip_version("iproute2-6.1.0"), has_apt=False).action == "ok"
+
+
+# apt-cache policy iproute2 on Debian 12 with bookworm-backports configured
+POLICY_BACKPORTS = """iproute2:
+  Installed: 6.1.0-3
+  Candidate: 6.1.0-3
+  Version table:
+     6.6.0-1~bpo12+1 100
+        100 http://deb.debian.org/debian bookworm-backports/main amd64 Packages
+ *** 6.1.0-3 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        500 http://deb.debian.org/debian bookworm-backports/main i386 Packages
+        100 /var/lib/dpkg/status
+"""
+POLICY_FLAT = """iproute2:
+  Installed: 3.14.0-1
+  Candidate: 3.14.0-1
+  Version table:
+ *** 3.14.0-1 100
+        100 /var/lib/dpkg/status
+     6.1.0-3 500
+        500 file:/srv/repo ./ Packages
+"""
+
+
+def test_backports_suites_from_apt_cache_policy() -> None:
+    assert backports_suites(POLICY_BACKPORTS) == ["bookworm-backports"]
+    assert backports_suites(POLICY_FLAT) == []
+    assert backports_suites("") == []
+
+
+# ------------------------------------------------------------------------- uplink probe
+
+
+def test_uplink_judge_needs_hearing_and_being_heard() -> None:
+    verdicts = judge(
+        {
+            "a": Uplink("eth0", {"b", "x"}),  # hears b (x is no machine of this round)
+            "b": Uplink("eth0", {"a"}),
+            "xen": Uplink("eth0", set()),  # its NIC drops foreign MACs: hears nobody
+            "mute": Uplink("eth1", {"a", "b"}),  # hears all, nobody hears it
+            "err": Uplink(None, {"a"}, error="no interface of this machine holds 10.0.0.9"),
+        }
+    )
+    assert verdicts["a"].carries_foreign_macs is True
+    assert verdicts["b"].carries_foreign_macs is True
+    assert verdicts["xen"].carries_foreign_macs is False
+    assert "heard none" in verdicts["xen"].why
+    assert verdicts["mute"].carries_foreign_macs is False
+    assert "no other machine heard it" in verdicts["mute"].why
+    assert verdicts["err"].carries_foreign_macs is None
+    assert "10.0.0.9" in verdicts["err"].why
+    alone = judge({"a": Uplink("eth0", set())})["a"]
+    assert alone.carries_foreign_macs is None and "no other machine" in alone.why
+
+
+def test_uplink_cell_shows_the_verdict() -> None:
+    m = MachineReport(Machine("10.0.0.1"), 1)
+    assert uplink_cell(m) == ""
+    m.facts["uplink"] = {"interface": "eth0", "foreign_macs": False}
+    assert "drops foreign MACs" in uplink_cell(m) and "VXLAN only" in uplink_cell(m)
+    m.facts["uplink"] = {"interface": "eth0", "foreign_macs": None}
+    assert "not probed" in uplink_cell(m)
 
 
 # ------------------------------------------------------------------------- kernel features
