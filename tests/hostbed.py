@@ -90,6 +90,7 @@ class HostBed:
         self.operator_address = str(SUBNET.network_address + OPERATOR)
         self.hosts: list[Host] = []
         self._sshd: dict[int, subprocess.Popen[bytes]] = {}
+        self._views: dict[int, str] = {}  # host index -> mount commands of its own view
         self._namespaces: list[str] = []
 
     # building --------------------------------------------------------------------------
@@ -174,6 +175,27 @@ class HostBed:
         with path.open("a") as f:
             f.write(public_key.strip() + "\n")
 
+    def private_view(
+        self, host: Host, *, overlay: Sequence[str] = (), empty: Sequence[str] = ()
+    ) -> None:
+        """Give ``host`` its own file system view (restarts its sshd): each directory of
+        ``overlay`` becomes a copy-on-write overlay of this machine's (changes stay in
+        the host: apt-get and dpkg there touch nothing here), each of ``empty`` an empty
+        tmpfs (a machine that never had what this one keeps there). Everything runs in
+        the sshd's mount namespace, so it vanishes with the host."""
+        top = self.dir / f"view_{host.name}"
+        top.mkdir(exist_ok=True)
+        cmds = [f"mount -t tmpfs pdview {top}"]
+        for d in overlay:
+            name = d.strip("/").replace("/", "_")
+            up, work = top / f"{name}.up", top / f"{name}.work"
+            cmds.append(f"mkdir -p {up} {work}")
+            cmds.append(f"mount -t overlay pdview -o lowerdir={d},upperdir={up},workdir={work} {d}")
+        cmds += [f"mount -t tmpfs pdview {d}" for d in empty]
+        self._views[host.index] = "".join(f"{c} && " for c in cmds)
+        self.stop_sshd(host)
+        self.start_sshd(host)
+
     def start_sshd(self, host: Host) -> None:
         config = self.dir / f"sshd_{host.name}.conf"
         config.write_text(
@@ -215,7 +237,8 @@ class HostBed:
                 "slave",
                 "sh",
                 "-c",
-                f"{_etc_binds(host.netns)}hostname {host.name} && exec {SSHD} -D -e -f {config}",
+                self._views.get(host.index, "")
+                + f"{_etc_binds(host.netns)}hostname {host.name} && exec {SSHD} -D -e -f {config}",
             ],
             stdout=log,
             stderr=log,
