@@ -70,27 +70,53 @@ def aged(real: Path, dest: Path, version: str, release: str) -> Path:
     return out
 
 
-def flat_repo(directory: Path, debs: Sequence[Path]) -> Path:
-    """A flat apt repository in ``directory`` holding ``debs`` (possibly none)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _index(root: Path, pool: str, debs: Sequence[Path]) -> bytes:
+    """A ``Packages`` file for ``debs``, copied into ``root/pool``."""
+    (root / pool).mkdir(parents=True, exist_ok=True)
     stanzas = []
     for deb in debs:
-        target = directory / deb.name
+        target = root / pool / deb.name
         shutil.copyfile(deb, target)
         data = target.read_bytes()
         control = subprocess.run(
             ["dpkg-deb", "-f", str(target)], check=True, capture_output=True, text=True
         ).stdout.strip()
         stanzas.append(
-            f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+            f"{control}\nFilename: {pool}/{deb.name}\nSize: {len(data)}\n"
             f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
             f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
         )
-    packages = "\n".join(stanzas).encode()
+    return "\n".join(stanzas).encode()
+
+
+def _release(fields: str, files: dict[str, bytes]) -> str:
+    sums = "".join(f" {hashlib.sha256(d).hexdigest()} {len(d)} {n}\n" for n, d in files.items())
+    date = email.utils.formatdate(usegmt=True)
+    return f"Origin: pydistem-test\nLabel: pydistem-test\n{fields}Date: {date}\nSHA256:\n{sums}"
+
+
+def flat_repo(directory: Path, debs: Sequence[Path]) -> Path:
+    """A flat apt repository in ``directory`` holding ``debs`` (possibly none):
+    ``deb [trusted=yes] file:DIRECTORY ./``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    packages = _index(directory, ".", debs)
     (directory / "Packages").write_bytes(packages)
-    (directory / "Release").write_text(
-        "Origin: pydistem-test\nLabel: pydistem-test\n"
-        f"Date: {email.utils.formatdate(usegmt=True)}\n"
-        f"SHA256:\n {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n"
-    )
+    (directory / "Release").write_text(_release("", {"Packages": packages}))
+    return directory
+
+
+def suite_repo(directory: Path, suite: str, debs: Sequence[Path], backports: bool) -> Path:
+    """Suite ``suite`` (component main, amd64) of an apt repository in ``directory``:
+    ``deb [trusted=yes] file:DIRECTORY SUITE main``. ``backports``: marked as Debian marks
+    its backports (``NotAutomatic`` and ``ButAutomaticUpgrades``: apt installs from it
+    only when asked, ``-t SUITE``)."""
+    packages = _index(directory, f"pool/{suite}", debs)
+    where = directory / "dists" / suite / "main" / "binary-amd64"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "Packages").write_bytes(packages)
+    fields = f"Suite: {suite}\nCodename: {suite}\nComponents: main\nArchitectures: amd64\n"
+    if backports:
+        fields += "NotAutomatic: yes\nButAutomaticUpgrades: yes\n"
+    release = _release(fields, {"main/binary-amd64/Packages": packages})
+    (directory / "dists" / suite / "Release").write_text(release)
     return directory

@@ -80,11 +80,15 @@ def probe(machines: Sequence[tuple[str, Session, MachinePaths]]) -> dict[str, Up
     nonce = secrets.token_hex(4)
     uplinks = {mid: Uplink() for mid, _, _ in machines}
     addresses: dict[str, str] = {}
-    for mid, session, _ in machines:
+
+    def address(mid: str, session: Session) -> None:
         try:
             addresses[mid] = ssh_server_address(session)
         except StepFailed as exc:
             uplinks[mid].error = exc.reason
+
+    with ThreadPoolExecutor(max(1, min(32, len(machines)))) as pool:
+        list(pool.map(lambda m: address(m[0], m[1]), machines))
     live = [(mid, s, p) for mid, s, p in machines if mid in addresses]
     marks = {mid: f"/tmp/pydistem-l2probe-{nonce}-{i}" for i, (mid, _, _) in enumerate(live)}
 

@@ -6,7 +6,9 @@
 - a host with an old iproute2 (a dpkg-installed 3.14.0-1 whose ``ip -V`` says
   ``ss140411``, in a copy-on-write view of /usr, /etc and /var) and an apt source with
   Debian's real iproute2 6.1.0-3: bootstrap upgrades it through apt-get and checks again;
-- a host with the same old iproute2 and an apt source with nothing newer: it fails at
+- a host with the same old iproute2 and a suite with nothing newer, plus a backports
+  suite (marked as Debian marks it) that has Debian's: upgraded with ``-t``;
+- a host with the same old iproute2 and a suite with nothing newer: it fails at
   ``iproute2`` with the reason, and the others go on;
 - a host whose uplink drops frames for foreign MACs: bootstrap's probe says so, the
   summary shows it, and the coordinator uses that verdict without probing again.
@@ -44,8 +46,8 @@ OLD = ("3.14.0-1", "ss140411")
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory) -> Iterator[dict[str, Path]]:
-    """Debian's iproute2 of this machine, the same aged to 3.14.0-1, and two flat apt
-    repositories: one with the real package, one empty."""
+    """Debian's iproute2 of this machine, the same aged to 3.14.0-1, and apt sources
+    (``sources``: name -> sources.list lines) offering them."""
     if subprocess.run(["sh", "-c", "command -v dpkg-deb apt-get"], capture_output=True).returncode:
         pytest.skip("needs dpkg-deb and apt-get (a Debian machine)")
     version = subprocess.run(
@@ -57,12 +59,20 @@ def packages(tmp_path_factory) -> Iterator[dict[str, Path]]:
     # apt reads file: repositories as its sandbox user _apt: outside pytest's 0700 dirs
     repos = Path(tempfile.mkdtemp(prefix="pd-aptrepo-"))
     repos.chmod(0o755)
+    debrepo.suite_repo(repos / "bp", "bookworm", [old], backports=False)
+    debrepo.suite_repo(repos / "bp", "bookworm-backports", [real], backports=True)
+    debrepo.suite_repo(repos / "old", "bookworm", [old], backports=False)
+    trusted = "deb [trusted=yes] file:"
     try:
         yield {
             "real": real,
             "old": old,
-            "newer": debrepo.flat_repo(repos / "newer", [real]),
-            "nothing": debrepo.flat_repo(repos / "nothing", []),
+            "sources": {
+                "newer": f"{trusted}{debrepo.flat_repo(repos / 'newer', [real])} ./\n",
+                "backports": f"{trusted}{repos / 'bp'} bookworm main\n"
+                f"{trusted}{repos / 'bp'} bookworm-backports main\n",
+                "nothing": f"{trusted}{repos / 'old'} bookworm main\n",
+            },
         }
     finally:
         shutil.rmtree(repos)
@@ -93,16 +103,17 @@ def _sh(bed, host, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _old_iproute2(bed, host, packages: dict[str, Path], repo: str) -> None:
+def _old_iproute2(bed, host, packages, sources: str) -> None:
     """``host`` gets its own /usr, /etc, /var (copy-on-write) and an empty /opt, the old
-    iproute2 installed there by dpkg, and ``repo`` as its only apt source."""
+    iproute2 installed there by dpkg, and ``packages["sources"][sources]`` as its only
+    apt sources."""
     bed.private_view(host, overlay=["/usr", "/etc", "/var"], empty=["/opt"])
-    source = f"deb [trusted=yes] file:{packages[repo]} ./"
+    lines = packages["sources"][sources]
     r = _sh(
         bed,
         host,
         "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/* && "
-        f"echo {shlex.quote(source)} > /etc/apt/sources.list.d/test.list && "
+        f"printf %s {shlex.quote(lines)} > /etc/apt/sources.list.d/test.list && "
         "DEBIAN_FRONTEND=noninteractive dpkg -i --force-downgrade "
         f"{shlex.quote(str(packages['old']))} >/dev/null",
     )
@@ -113,12 +124,13 @@ def _old_iproute2(bed, host, packages: dict[str, Path], repo: str) -> None:
 def test_fresh_hosts_old_iproute2_and_an_uplink_without_promiscuous_mode(
     kernel_unchanged, hostbed, tmp_path: Path, packages, wheelhouse
 ) -> None:
-    bed = hostbed(4)
-    h1, h2, h3, h4 = bed.hosts
+    bed = hostbed(5)
+    h1, h2, h3, h4, h5 = bed.hosts
     bed.private_view(h1, empty=["/opt"])
     bed.private_view(h4, empty=["/opt"])
     _old_iproute2(bed, h2, packages, "newer")
     _old_iproute2(bed, h3, packages, "nothing")
+    _old_iproute2(bed, h5, packages, "backports")
     bed.drop_foreign_macs(h4)
     for h in bed.hosts:  # no host ever had pydistem
         assert _sh(bed, h, f"ls {VENV}").returncode != 0
@@ -143,22 +155,22 @@ def test_fresh_hosts_old_iproute2_and_an_uplink_without_promiscuous_mode(
 
 
 def _check(bed, tmp_path: Path, report, events) -> None:
-    h1, h2, _, h4 = bed.hosts
-    m1, m2, m3, m4 = report.machines
-    for m in (m1, m2, m4):
+    h1, h2, _, h4, h5 = bed.hosts
+    m1, m2, m3, m4, m5 = report.machines
+    for m in (m1, m2, m4, m5):
         assert m.state == "ready", (m.id, m.phase, m.reason)
     assert report.coordinator == h1.address
 
     # 2. the wheel of this checkout, into a new venv, dependencies from the wheelhouse
     want = pydistem.__version__
-    for m in (m1, m2, m4):
+    for m in (m1, m2, m4, m5):
         assert m.facts["pydistem"] == want
         installed = [a for a in m.actions if a.startswith(f"pydistem {want} installed")]
         assert installed and "(new venv)" in installed[0], m.actions
         assert "shipped wheels" in installed[0]
     where = _sh(bed, h1, f"{VENV}/bin/python -c 'import pydistem; print(pydistem.__file__)'")
     assert where.stdout.startswith(f"{VENV}/lib/"), where  # not this source tree
-    for index, host in ((1, h1), (2, h2), (4, h4)):
+    for index, host in ((1, h1), (2, h2), (4, h4), (5, h5)):
         pid = int((tmp_path / "state" / str(index) / "distemd.pid").read_text())
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert argv[1] == f"{VENV}/bin/distemd".encode(), argv
@@ -171,6 +183,8 @@ def _check(bed, tmp_path: Path, report, events) -> None:
     upgraded = f"iproute2 upgraded from {OLD[1]} to {new} (package {OLD[0]} -> {real_version}"
     assert f"{upgraded}, apt-get)" in m2.actions, m2.actions
     assert _sh(bed, h2, "ip -V").stdout.startswith(f"ip utility, iproute2-{new}")
+    assert f"{upgraded}, apt-get -t bookworm-backports)" in m5.actions, m5.actions
+    assert m5.facts["iproute2"] == str(new)
     assert (m3.state, m3.phase) == ("failed", "iproute2"), m3.to_dict()
     assert m3.reason == (
         f"iproute2 {OLD[1]} is older than 3.16 (VXLAN dstport); apt-get found no iproute2 "
@@ -183,13 +197,14 @@ def _check(bed, tmp_path: Path, report, events) -> None:
         assert (mid, phase, "skipped") in events
 
     # 3. the uplink probe: host4 drops foreign MACs, the others carry them
-    assert {m.id: m.facts["uplink"]["foreign_macs"] for m in (m1, m2, m4)} == {
+    assert {m.id: m.facts["uplink"]["foreign_macs"] for m in (m1, m2, m4, m5)} == {
         h1.address: True,
         h2.address: True,
         h4.address: False,
+        h5.address: True,
     }
     assert m4.facts["uplink"]["interface"] == "eth0" and m4.facts["uplink"]["heard"] == []
-    assert sorted(m1.facts["uplink"]["heard"]) == [h2.address, h4.address]
+    assert sorted(m1.facts["uplink"]["heard"]) == [h2.address, h4.address, h5.address]
     assert any("uplink eth0 drops frames for foreign MACs" in w for w in m4.warnings)
     assert "uplink" not in m3.facts
     assert uplink_cell(m4) == "eth0: [red]drops foreign MACs[/] (VXLAN only)"
@@ -201,11 +216,12 @@ def _check(bed, tmp_path: Path, report, events) -> None:
 
     with bed.operator(), Client(report.url, token=report.token, timeout=60) as client:
         pnodes = {p["id"]: p for p in client.pnodes_info()}
-        assert set(pnodes) == {h1.address, h2.address, h4.address}
+        assert set(pnodes) == {h1.address, h2.address, h4.address, h5.address}
         assert {pid: p["features"]["l2:eth0"] for pid, p in pnodes.items()} == {
             h1.address: True,
             h2.address: True,
             h4.address: False,
+            h5.address: True,
         }
         # host4's NIC is fixed now: a coordinator that probed again would see it pass;
         # it trusts bootstrap's verdict instead
