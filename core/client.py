@@ -363,10 +363,15 @@ class Client(EventsMixin, LimitsCalls):
     def vnodes_unfreeze(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return self._many("unfreeze", names, wait=60)
 
-    def wait_vnodes(self, timeout: float = 600, vnodes: Iterable[str] | None = None) -> bool:
-        """True once every vnode named (None = all) is RUNNING and answers a command,
-        False if ``timeout`` seconds pass first. ``pending_vnodes`` then names the laggards."""
-        body = {"names": _names(vnodes), "timeout": timeout}
+    def wait_vnodes(
+        self, timeout: float = 600, vnodes: Iterable[str] | None = None, port: int | None = None
+    ) -> bool:
+        """True once every vnode named (None = all) is RUNNING and answers a command
+        (and, with ``port``, has that TCP port open on its default address), False if
+        ``timeout`` seconds pass first. ``pending_vnodes`` then names the laggards."""
+        body: dict[str, Any] = {"names": _names(vnodes), "timeout": timeout}
+        if port is not None:
+            body["port"] = port
         data = self._request("POST", "/wait", body, wait=timeout)
         self.pending_vnodes = list(data.get("pending") or [])
         return bool(data.get("ready"))

@@ -81,6 +81,16 @@ def vnodes_routes(request: Request, body: Doc) -> dict[str, str | None]:
     return _agent(request).vnodes_routes(plan)
 
 
+@router.post("/vnodes/ports")
+def vnodes_ports(request: Request, body: Doc) -> dict[str, bool]:
+    names, port = body.get("names"), body.get("port")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValidationError("names", "a list of vnode names")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValidationError("port", "a TCP port number (1-65535)")
+    return _agent(request).vnodes_port_open(names, port)
+
+
 @router.delete("/vnetworks/{name}")
 def vnetwork_remove(request: Request, name: str) -> dict[str, Any]:
     _agent(request).vnetwork_remove(name)
@@ -89,7 +99,7 @@ def vnetwork_remove(request: Request, name: str) -> dict[str, Any]:
 
 @router.post("/vnodes/check")
 def vnodes_check(request: Request, body: Doc) -> dict[str, Any]:
-    _agent(request).check_vnodes(_vnodes(body))
+    _agent(request).check_vnodes(_vnodes(body), bool(body.get("starting", False)))
     return {"ok": True}
 
 

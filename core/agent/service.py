@@ -30,6 +30,7 @@ from pydistem.agent import (
     l2probe,
     neighbours,
     netlink,
+    ports,
     sysctl,
     uplink,
     vnode_routes,
@@ -276,11 +277,18 @@ class Agent:
             self._save_vnets()
 
     # ------------------------------------------------------------------ vnodes
-    def check_vnodes(self, vnodes: Iterable[VNode]) -> None:
-        """Raise ValidationError for the first vnode this pnode cannot build."""
+    def check_vnodes(self, vnodes: Iterable[VNode], starting: bool = False) -> None:
+        """Raise ValidationError for the first vnode this pnode cannot build; with
+        ``starting``, also for one whose runtime needs an image and that has none."""
         for i, vnode in enumerate(vnodes):
             prefix = f"vnodes[{i}]"
             rt = self.runtime(vnode.runtime, f"{prefix}.runtime")
+            if starting and rt.needs_image and vnode.vfilesystem is None:
+                raise ValidationError(
+                    f"{prefix}.vfilesystem.image",
+                    f"vnode {vnode.name} has no image: the {rt.name} runtime needs one "
+                    "(set its vfilesystem before starting it)",
+                )
             try:
                 rt.validate(vnode)
                 self.limits.validate(vnode.cpu, vnode.memory)
@@ -409,7 +417,7 @@ class Agent:
         Returns name -> None on success or the error message; one failure does not
         stop the others.
         """
-        self.check_vnodes(vnodes)
+        self.check_vnodes(vnodes, starting=True)
         everyone = {**self._vnodes, **{v.name: v for v in vnodes}}.values()
         ports = [vif.vnetwork for v in everyone for vif in v.vifaces if vif.vnetwork]
         sysctl.size_for_platform(ports, self.journal, members)
@@ -622,16 +630,36 @@ class Agent:
 
     def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]:
         """Install routes in running vnodes: ``{vnode: {"routes": [{"destination":
-        CIDR, "gateway": IP}], "forward": bool}}``; ``forward`` turns IPv4 forwarding
-        on in the vnode (a gateway). Routes are replaced, so this is idempotent."""
+        CIDR, "gateway": IP}], "forward": bool | None}}``; ``forward`` turns IPv4
+        forwarding in the vnode on (a gateway) or off; None or absent leaves it.
+        Routes are replaced, so this is idempotent."""
 
         def one(name: str) -> None:
             self._get(name)
             item = plan[name]
             path = netlink.netns_path(self.netns_name(name))
-            vnode_routes.install(path, list(item.get("routes") or []), bool(item.get("forward")))
+            forward = item.get("forward")
+            vnode_routes.install(
+                path, list(item.get("routes") or []), None if forward is None else bool(forward)
+            )
 
         return self._parallel(list(plan), one, lambda n: n)
+
+    def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]:
+        """vnode -> whether TCP ``port`` is open on its default address (127.0.0.1 for
+        a vnode with no viface), tried from inside its network namespace; a vnode
+        not running here is False. Sends nothing outside the vnodes' namespaces."""
+
+        def one(name: str) -> tuple[str, bool]:
+            v = self._vnodes.get(name)
+            if v is None or not self.runtime(v.runtime).is_running(self._ctx(v)):
+                return name, False
+            default = v.default_viface()
+            address = default.address if default and default.address else "127.0.0.1"
+            path = netlink.netns_path(self.netns_name(name))
+            return name, ports.port_open(path, address, port)
+
+        return dict(self._pool.map(one, names))
 
     # ------------------------------------------------------------------ cleanup
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:

@@ -22,9 +22,10 @@ from pydistem.errors import KernelError
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
-def install(netns: str, routes: list[dict[str, Any]], forward: bool) -> None:
+def install(netns: str, routes: list[dict[str, Any]], forward: bool | None) -> None:
     """In the namespace at ``netns``: ``ip route replace DEST via GATEWAY`` for each
-    route, and ``net.ipv4.ip_forward=1`` when ``forward``. Idempotent."""
+    route, and ``net.ipv4.ip_forward`` set to 1 (``forward`` true) or 0 (false; None
+    leaves it as it is). Idempotent."""
 
     def inside(ipr: IPRoute) -> None:
         for r in routes:
@@ -43,7 +44,7 @@ def install(netns: str, routes: list[dict[str, Any]], forward: bool) -> None:
                 raise KernelError(f"route {net} via {r['gateway']}", reason, exc.code) from None
 
     netlink.run_in_netns(netns, inside)
-    if forward:
+    if forward is not None:
         # /proc/sys/net belongs to the network namespace of the thread that opens it
         with netlink.in_netns(netns):
-            IP_FORWARD.write_text("1\n")
+            IP_FORWARD.write_text("1\n" if forward else "0\n")

@@ -21,7 +21,7 @@ class AgentLink(Protocol):
     def info(self) -> dict[str, Any]: ...
     def vnetwork_create(self, vnet: VNetwork, peers: list[str] | None = None) -> None: ...
     def vnetwork_remove(self, name: str) -> None: ...
-    def check_vnodes(self, vnodes: list[VNode]) -> None: ...
+    def check_vnodes(self, vnodes: list[VNode], starting: bool = False) -> None: ...
     def vnodes_start(
         self, vnodes: list[VNode], etc_hosts: str = "", members: dict[str, int] | None = None
     ) -> dict[str, str | None]: ...
@@ -54,6 +54,7 @@ class AgentLink(Protocol):
     def l2_listen(self, interface: str, nonce: str, expect: int, timeout: float) -> list[str]: ...
     def l2_send(self, interface: str, nonce: str, sender: str) -> None: ...
     def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]: ...
+    def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]: ...
 
 
 class HttpAgentLink:
@@ -102,11 +103,15 @@ class HttpAgentLink:
     def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]:
         return dict(self._call("POST", "/vnodes/routes", {"plan": plan}))
 
+    def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]:
+        return dict(self._call("POST", "/vnodes/ports", {"names": names, "port": port}))
+
     def vnetwork_remove(self, name: str) -> None:
         self._call("DELETE", f"/vnetworks/{name}")
 
-    def check_vnodes(self, vnodes: list[VNode]) -> None:
-        self._call("POST", "/vnodes/check", {"vnodes": [v.model_dump() for v in vnodes]})
+    def check_vnodes(self, vnodes: list[VNode], starting: bool = False) -> None:
+        body = {"vnodes": [v.model_dump() for v in vnodes], "starting": starting}
+        self._call("POST", "/vnodes/check", body)
 
     def vnodes_start(
         self, vnodes: list[VNode], etc_hosts: str = "", members: dict[str, int] | None = None

@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import socket
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pydistem.coordinator import networks, placement, vroutes
+from pydistem.coordinator import networks, placement, vnode_update, vroutes, wait
 from pydistem.coordinator.agents import AgentLink
 from pydistem.errors import (
     AlreadyExists,
@@ -511,6 +510,22 @@ class Coordinator:
         self.link(str(v.host)).viface_link(vnode, viface, up)
         return vif
 
+    def vnode_mode(self, vnode: str, mode: str) -> VNode:
+        """``GATEWAY`` (IPv4 forwarding on) or ``NORMAL``, live (coordinator/vnode_update.py)."""
+        return vnode_update.set_mode(self, vnode, mode)
+
+    def vnode_host(self, vnode: str, host: str | None) -> VNode:
+        """Move a vnode not built yet to another pnode (None: placed again)."""
+        return vnode_update.set_host(self, vnode, host)
+
+    def viface_attach(self, vnode: str, viface: str, data: dict[str, Any]) -> VIface:
+        """Attach a viface of a vnode not built yet to a vnetwork (or move it)."""
+        return vnode_update.viface_attach(self, vnode, viface, data)
+
+    def viface_detach(self, vnode: str, viface: str) -> VIface:
+        """Detach a viface of a vnode not built yet from its vnetwork (it stays)."""
+        return vnode_update.viface_detach(self, vnode, viface)
+
     def vnode_cpu_update(self, vnode: str, cpu: dict[str, Any]) -> Any:
         """Change some fields of a vnode's CPU limit, live (see coordinator/limits.py)."""
         from pydistem.coordinator import limits
@@ -576,11 +591,25 @@ class Coordinator:
             results.update(part)
         return results
 
+    def _check_images(self, names: list[str]) -> None:
+        """ValidationError, before anything changes, when one of the vnodes has no image
+        and its pnode's runtime needs one (a vnode may be created without one)."""
+        for host, vs in self._by_host(
+            [n for n in names if self.vnodes[n].vfilesystem is None]
+        ).items():
+            try:
+                self.link(host).check_vnodes(vs, starting=True)
+            except ValidationError as exc:
+                raise ValidationError(exc.field.split(".", 1)[-1], exc.reason) from None
+
     def vnodes_start(self, names: list[str] | None = None) -> dict[str, str | None]:
-        """Start vnodes on their pnodes, in parallel. Returns name -> error or None."""
+        """Start vnodes on their pnodes, in parallel. Returns name -> error or None.
+        Raises ValidationError (and starts none) when a vnode has no image its runtime
+        needs."""
         with self._lock:
             names = self._names(names)
             todo = [n for n in names if self.vnodes[n].status != "RUNNING"]
+            self._check_images(todo)
             for n in todo:
                 self.vnodes[n].status = "CONFIGURING"
                 self.failures.pop(n, None)
@@ -710,33 +739,19 @@ class Coordinator:
 
         return dict(self._fanout.map(one, names))
 
-    def wait_vnodes(self, names: list[str] | None = None, timeout: float = 600) -> list[str]:
-        """Wait until the vnodes run and answer a command; return those still pending."""
-        names = self._names(names)
-        deadline = time.monotonic() + timeout
-        pending = list(names)
-        while True:
+    def wait_vnodes(
+        self,
+        names: list[str] | None = None,
+        timeout: float = 600,
+        port: int | None = None,
+        ssh: bool = False,
+    ) -> list[str]:
+        """Wait until the vnodes run and answer a command; return those still pending.
 
-            def ready(n: str) -> bool:
-                v = self.vnodes.get(n)
-                if v is None or v.status != "RUNNING":
-                    return False
-                try:
-                    return self.vnode_execute(n, ["/bin/sh", "-c", "true"], 10).exit_code == 0
-                except PydistemError:
-                    return False
-
-            pending = [
-                n for n, ok in zip(pending, self._fanout.map(ready, pending), strict=True) if not ok
-            ]
-            if not pending or time.monotonic() >= deadline:
-                return pending
-            if any(
-                self.vnodes.get(n) is not None and self.vnodes[n].status == "FAILED"
-                for n in pending
-            ):
-                return pending
-            time.sleep(0.2)
+        ``port``: also until TCP ``port`` is open on each vnode's default address
+        (Distem's ``wait_vnodes``). ``ssh``: also until port 22 is open on the vnodes
+        whose image has an SSH server. See coordinator/wait.py."""
+        return wait.wait_vnodes(self, self._names(names), timeout, port, ssh)
 
     # ------------------------------------------------------------------ vroutes
     def vroute_create(self, source: str, destination: str, gateway: str) -> VRoute:

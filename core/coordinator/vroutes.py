@@ -114,7 +114,7 @@ def routes_for(v: VNode, vnets: dict[str, VNetwork], vroutes: Iterable[VRoute]) 
     mine = {i.vnetwork for i in v.vifaces if i.vnetwork and i.address}
     own = {i.address for i in v.vifaces if i.address}
     routes: dict[str, str] = {}
-    forward = False
+    forward = v.mode == "GATEWAY"
     for r in sorted(vroutes, key=lambda r: (r.source, r.destination)):
         if r.gateway in own:
             forward = True
@@ -144,6 +144,8 @@ def plans(c: Coordinator, names: Iterable[str]) -> dict[str, dict[str, dict[str,
             continue
         plan = routes_for(v, c.vnets, routes)
         if plan["routes"] or plan["forward"]:
+            # forwarding is turned on where needed, never off (``None``: left as it is)
+            plan["forward"] = True if plan["forward"] else None
             out.setdefault(str(v.host), {})[n] = plan
     return out
 
@@ -173,8 +175,28 @@ def create(c: Coordinator, source: str, destination: str, gateway: str) -> VRout
         route = VRoute(source=source, destination=destination, gateway=addr)
         c.vroutes[key(source, destination)] = route
         c.store.put(STORE_KIND, key(source, destination), route.model_dump())
+        _gateway_mode(c, [route])
     _report(push(c))
     return route
+
+
+def _gateway_mode(c: Coordinator, routes: Iterable[VRoute]) -> None:
+    """Switch the gateways of ``routes`` to mode GATEWAY, as Distem does (caller holds
+    the lock); the push that follows turns their forwarding on."""
+    addresses = {r.gateway for r in routes}
+    changed = []
+    for v in c.vnodes.values():
+        if v.mode != "GATEWAY" and any(i.address in addresses for i in v.vifaces):
+            v.mode = "GATEWAY"
+            changed.append(v.name)
+    if changed:
+        c._save_vnodes(changed)
+
+
+def gateway_of(c: Coordinator, vnode: VNode) -> VRoute | None:
+    """A vroute whose gateway is an address of ``vnode``, if any."""
+    own = {i.address for i in vnode.vifaces if i.address}
+    return next((r for r in c.vroutes.values() if r.gateway in own), None)
 
 
 def complete_all(c: Coordinator) -> list[VRoute]:
@@ -185,6 +207,7 @@ def complete_all(c: Coordinator) -> list[VRoute]:
             for r in new:
                 c.vroutes[key(r.source, r.destination)] = r
                 c.store.put(STORE_KIND, key(r.source, r.destination), r.model_dump())
+            _gateway_mode(c, new)
     _report(push(c))
     return new
 

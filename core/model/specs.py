@@ -148,6 +148,8 @@ class VNode(_Model):
     ssh_key: SshKey | None = None
     cpu: CpuLimit | None = None
     memory: MemoryLimit | None = None
+    #: ``GATEWAY``: the vnode forwards IPv4 between its vifaces (Distem's vnode mode)
+    mode: Literal["NORMAL", "GATEWAY"] = "NORMAL"
     status: VNodeStatus = "INIT"
 
     @model_validator(mode="before")
@@ -170,6 +172,11 @@ class VNode(_Model):
     @classmethod
     def _runtime(cls, v: str) -> str:
         return names.check_name("runtime", v, 32)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
 
     @field_validator("host", mode="before")
     @classmethod

@@ -252,11 +252,10 @@ class LxcRuntime(Runtime):
                 )
 
     def validate(self, vnode: VNode) -> None:
-        """Raise ValidationError when the vnode has no image or the file is not on this pnode."""
+        """Raise ValidationError when the vnode's image file is not on this pnode. A vnode
+        without an image passes (the agent refuses to start it, see ``needs_image``)."""
         if vnode.vfilesystem is None:
-            raise ValidationError(
-                "vfilesystem.image", f"vnode {vnode.name}: the lxc runtime needs an image"
-            )
+            return
         path = image_path(vnode.vfilesystem.image)
         if not os.path.isfile(path):
             raise ValidationError(

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from pydistem.coordinator.compat import shapes
+from pydistem.coordinator.compat import shapes, vupdate
 from pydistem.coordinator.compat.encoding import (
     DistemError,
     as_number,
@@ -273,15 +273,7 @@ def _update(c: Coordinator, names: list[str] | None, form: Form) -> list[str]:
         _get_vnode(c, n)
     if kind == "update":
         desc = _desc(form)
-        ignored = ("status", "name", "vcpu", "vmem")  # python-distem sends the name
-        other = {k for k, v in desc.items() if k not in ignored and v not in (None, {})}
-        other -= {"mode"} if str(desc.get("mode") or "NORMAL").upper() == "NORMAL" else set()
-        if other:
-            raise not_implemented(f"vnode update of {', '.join(sorted(other))}")
-        if "vcpu" in desc or "vmem" in desc:
-            from pydistem.coordinator.compat.limits import apply_desc
-
-            apply_desc(c, targets, desc)
+        vupdate.apply(c, targets, desc)
         _set_status(c, targets, desc.get("status"))
     elif kind == "stop":
         _check(c.vnodes_stop(targets))
@@ -371,13 +363,9 @@ def _dump(t: Any) -> dict[str, Any] | None:
 
 @_route("PUT", "/vnodes/{vnode}/ifaces/{iface}")
 def viface_update(c: Coordinator, form: Form, vnode: str, iface: str) -> dict[str, Any]:
-    desc = _desc(form)
-    if not desc or set(desc) - {"input", "output"}:
-        raise not_implemented("viface attach/detach through PUT (only input/output traffic)")
-    v, i, vif = _get_viface(c, vnode, iface)
-    tin = shapes.traffic_desc(desc["input"], "input") if "input" in desc else _dump(vif.input)
-    tout = shapes.traffic_desc(desc["output"], "output") if "output" in desc else _dump(vif.output)
-    vif = c.viface_traffic(vnode, iface, tin, tout)
+    """Empty desc: detach; only ``input``/``output``: traffic (live); else attach."""
+    v, i, _vif = _get_viface(c, vnode, iface)
+    vif = vupdate.viface_put(c, vnode, iface, _desc(form))
     return shapes.viface(v, i, vif, c.vnets)
 
 
@@ -435,7 +423,13 @@ def wait_vnodes(c: Coordinator, form: Form) -> list[str]:
         raise invalid("opts: a JSON object")
     names = names_list(opts.get("vnodes"), "opts.vnodes")
     timeout = as_number("opts.timeout", opts.get("timeout", 600))
-    pending = c.wait_vnodes(names, timeout)
+    port = None
+    if opts.get("port") not in (None, ""):
+        port = as_number("opts.port", opts["port"])
+        if port != int(port) or not 0 < port < 65536:
+            raise invalid(f"opts.port: {opts['port']!r} is not a TCP port (1-65535)")
+    # no port: Distem's 22, required of the vnodes whose image has an SSH server
+    pending = c.wait_vnodes(names, timeout, None if port is None else int(port), port is None)
     return ["false"] if pending else ["true"]
 
 

@@ -150,7 +150,7 @@ def vnode(
         "vifaces": [viface(v, i, vif, vnets) for i, vif in enumerate(v.vifaces)],
         "vcpu": vcpu,
         "vmem": vresources.vmem(v.memory),
-        "mode": "NORMAL",
+        "mode": v.mode,
         "host": host,
         "ssh_key": ssh,
     }
@@ -238,10 +238,9 @@ def viface_desc(desc: dict[str, Any], field: str) -> dict[str, Any]:
 
 def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
     """pydistem VNode fields (runtime lxc) from a Distem vnode desc; ``status`` is left out."""
-    mode = str(desc.get("mode") or "NORMAL").upper()
-    if mode != "NORMAL":
-        raise not_implemented(f"mode {mode} (vroutes)")
     doc: dict[str, Any] = {"name": name, "runtime": "lxc"}
+    if desc.get("mode") not in (None, ""):
+        doc["mode"] = mode_desc(desc["mode"])
     if desc.get("host") not in (None, ""):
         doc["host"] = str(desc["host"])
     fs = desc.get("vfilesystem")
@@ -267,6 +266,14 @@ def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
             doc["memory"] = memory
     ignore_unknown("desc", desc, VNODE_KEYS | {"vcpu", "vmem"})
     return doc
+
+
+def mode_desc(mode: Any) -> str:
+    """Distem's vnode ``mode``: ``NORMAL`` or ``GATEWAY``, in any case."""
+    text = str(mode).upper()
+    if text not in ("NORMAL", "GATEWAY"):
+        raise invalid(f"mode: {mode!r} is not NORMAL or GATEWAY")
+    return text
 
 
 VNODE_KEYS = {"name", "host", "vfilesystem", "vifaces", "ssh_key", "mode", "status"}

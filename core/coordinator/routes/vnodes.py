@@ -134,5 +134,10 @@ def wait(c: C, body: Doc) -> dict[str, Any]:
     timeout = body.get("timeout", 600)
     if not isinstance(timeout, int | float) or timeout < 0:
         raise ValidationError("timeout", "a number of seconds >= 0")
-    pending = c.wait_vnodes(_names(body), float(timeout))
+    port = body.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+        raise ValidationError("port", "a TCP port number (1-65535)")
+    if port is not None and not 0 < port < 65536:
+        raise ValidationError("port", "a TCP port number (1-65535)")
+    pending = c.wait_vnodes(_names(body), float(timeout), port)
     return {"ready": not pending, "pending": pending}
