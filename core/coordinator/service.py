@@ -438,8 +438,10 @@ class Coordinator:
     def vnode_create(self, data: dict[str, Any]) -> VNode:
         return self.vnodes_create([data], prefix="")[0]
 
-    def viface_create(self, vnode: str, data: dict[str, Any]) -> VIface:
-        """Add a viface to a vnode that is not running yet."""
+    def viface_create(self, vnode: str, data: dict[str, Any], attach: bool = True) -> VIface:
+        """Add a viface to a vnode that is not running yet. ``attach=False`` and neither
+        ``vnetwork`` nor ``address``: the viface is created unattached (Distem's empty
+        desc; attach it later with :meth:`viface_attach`)."""
         with self._lock:
             v = self._get_vnode(vnode)
             if v.status not in ("INIT", "DOWN", "FAILED"):
@@ -448,7 +450,8 @@ class Coordinator:
             if any(i.name == vif.name for i in v.vifaces):
                 raise AlreadyExists("viface", f"{vnode}.{vif.name}")
             pools = copy.deepcopy(self.pools)
-            self._plan_viface(vif, self.vnets, pools, "")
+            if attach or vif.vnetwork or vif.address:
+                self._plan_viface(vif, self.vnets, pools, "")
             v.vifaces = [*v.vifaces, vif]
             self.pools = pools
             self._save_vnodes([vnode])

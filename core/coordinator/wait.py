@@ -4,7 +4,8 @@ have a TCP port open (Distem's semantics: ``port``, default 22).
 A vnode is ready when it is ``RUNNING`` and a shell command succeeds in it; then,
 with ``port``, when that TCP port is open on its default address; with ``ssh``
 (Distem's default port 22 without an explicit port), when port 22 is open on the
-vnodes whose image has an SSH server (``sshd`` or ``dropbear``): an image without one
+vnodes whose image has an SSH server (``sshd`` or ``dropbear``; vnodes without an
+image, e.g. ``netns`` ones, have none): an image without one
 could never open it, and pydistem runs commands without SSH. Ports are tried by the
 vnode's pnode agent from inside the vnode's network namespace (agent/ports.py).
 """
@@ -47,8 +48,9 @@ def wait_vnodes(
             return False
         if r.exit_code != 0:
             return False
-        if n not in wants:
-            wants[n] = port if port is not None else (22 if ssh and r.stdout.strip() else None)
+        if n not in wants:  # the SSH rule looks at the vnode's own image only
+            has_sshd = ssh and v.vfilesystem is not None and bool(r.stdout.strip())
+            wants[n] = port if port is not None else (22 if has_sshd else None)
         return True
 
     while True:

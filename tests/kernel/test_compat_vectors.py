@@ -244,6 +244,8 @@ def test_wire_vector(daemon: httpx.Client, netem: bool, vector: dict[str, Any]) 
         assert [x["status"] for x in body] == vector["statuses"]
     if "lines" in vector:
         assert body == vector["lines"]
+    if "mode" in vector:
+        assert body["mode"] == vector["mode"]
 
 
 def test_quit_removed_the_hosts_block(daemon: httpx.Client) -> None:

@@ -121,6 +121,9 @@ def test_distem_flow(stack: tuple[Coordinator, TestClient], image: Path) -> None
     body = form(names=["node1", "node2"], desc={"status": "RUNNING"}) + "&async=false&type=update"
     started = ok(client.put("/vnodes", content=body, headers=FORM))
     assert [v["status"] for v in started] == ["RUNNING", "RUNNING"]
+    # wait_vnodes with a port polls it: a server on port 22 stands in for sshd (busybox)
+    serve = form(command="httpd -p 22 -h /tmp && echo up")
+    assert ok(client.post("/vnodes/node1/commands", content=serve, headers=FORM)) == ["up"]
     assert ok(
         client.post(
             "/wait_vnodes",

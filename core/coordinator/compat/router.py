@@ -346,7 +346,7 @@ def viface_create(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]:
         raise invalid("name: the viface name is required")
     _get_vnode(c, vnode)
     doc = shapes.viface_desc({**_desc(form), "name": _name(name)}, "desc")
-    vif = c.viface_create(vnode, doc)
+    vif = c.viface_create(vnode, doc, attach=False)  # an empty desc: created unattached
     v = c.vnodes[vnode]
     return shapes.viface(v, v.vifaces.index(vif), vif, c.vnets)
 

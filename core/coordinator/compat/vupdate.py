@@ -61,7 +61,8 @@ def _vifaces(c: Coordinator, vnode: str, items: Any) -> None:
         if any(vif.name == name for vif in c._get_vnode(vnode).vifaces):
             viface_put(c, vnode, name, item)
         else:
-            c.viface_create(vnode, shapes.viface_desc({**item, "name": name}, f"vifaces[{i}]"))
+            doc = shapes.viface_desc({**item, "name": name}, f"vifaces[{i}]")
+            c.viface_create(vnode, doc, attach=False)
 
 
 def _vfilesystem(c: Coordinator, vnode: str, fs: Any) -> None:

@@ -1,0 +1,240 @@
+"""Distem compat on the real kernel (LXC vnodes, a real ``distemd -d --distem-compat``):
+vnodes created without an image, vnode mode GATEWAY, vnode updates and viface
+attach/detach through ``PUT``, ``wait_vnodes`` polling a TCP port, and a saved
+vplatform with vroutes loaded back. The PyPI ``distem`` client drives the calls it
+offers; the others go as Distem's Ruby client sends them (WIRE_CAPTURE.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from compat_daemon import FORM, RUBY_HEADERS, distemd, www_form
+
+from pydistem.coordinator.compat.encoding import ERROR_HEADER
+from pydistem.images.build import build_busybox
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.lxc,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(shutil.which("lxc-start") is None, reason="needs the lxc tools"),
+]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
+
+
+@pytest.fixture
+def port(kernel_unchanged: object, tmp_path: Path) -> Iterator[int]:
+    """A daemon per test; it quits (DELETE /pnodes) before the kernel is compared."""
+    with distemd(tmp_path / "state") as p:
+        yield p
+
+
+@pytest.fixture
+def h(port: int) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300, trust_env=False) as c:
+        yield c
+
+
+def _python_distem(port: int):  # type: ignore[no-untyped-def]
+    import distem
+
+    d = distem.Distem(serveraddr="127.0.0.1", port=port)
+    d.proxies = {}  # never through a proxy of the environment
+    d.client.trust_env = False
+    return d
+
+
+def call(h: httpx.Client, method: str, path: str, status: int = 200, **fields: Any) -> Any:
+    """One request as Distem's Ruby client sends it (JSON inside form fields)."""
+    headers = dict(RUBY_HEADERS)
+    body = None
+    if method in ("POST", "PUT"):
+        pairs = [
+            (k, v if isinstance(v, str) or v is None else json.dumps(v)) for k, v in fields.items()
+        ]
+        body = www_form(pairs).encode()
+        headers["Content-Type"] = FORM
+    r = h.request(method, path, content=body, headers=headers)
+    assert r.status_code == status, (method, path, r.status_code, r.headers.get(ERROR_HEADER))
+    return json.loads(r.content) if r.status_code == 200 and r.content else r
+
+
+def run(h: httpx.Client, vnode: str, command: str) -> list[str]:
+    return call(h, "POST", f"/vnodes/{vnode}/commands", command=command)  # type: ignore[no-any-return]
+
+
+def forwarding(h: httpx.Client, vnode: str) -> str:
+    return run(h, vnode, "cat /proc/sys/net/ipv4/ip_forward")[0]
+
+
+def test_vnode_created_without_an_image(port: int, h: httpx.Client, image: Path) -> None:
+    """Distem's order: create the vnode, set its filesystem later; a start before that
+    is refused with a clear error and changes nothing."""
+    d = _python_distem(port)
+    d.pnode_init(["localhost"])
+    d.vnetwork_create("vnet", "10.144.0.0/24")
+    v = d.vnode_create("n1", {"vifaces": [{"name": "if0", "vnetwork": "vnet"}]})
+    assert v["vfilesystem"] is None and v["status"] == "INIT"
+    with pytest.raises(Exception, match=r"InvalidParameterError .*n1 has no image"):
+        d.vnode_start("n1")
+    assert d.vnode_info("n1")["status"] == "INIT"
+    r = call(h, "GET", "/vnodes/n1/filesystem", 404)
+    assert r.headers[ERROR_HEADER].startswith("ResourceNotFoundError")
+    # python-distem's vfilesystem_create: POST /vnodes/n1/filesystem/
+    fs = d.vfilesystem_create("n1", {"image": str(image), "shared": True})
+    assert fs["image"] == f"file://{image}"
+    assert d.vnode_start("n1")["status"] == "RUNNING"
+    assert d.vnode_execute("n1", "hostname") == ["n1"]
+
+
+def test_gateway_mode_and_a_saved_platform_with_vroutes(h: httpx.Client, image: Path) -> None:
+    """``vnode_mode`` turns IPv4 forwarding on and off for real; vroute gateways become
+    GATEWAY; a platform saved with its vroutes and loaded back routes again."""
+    call(h, "POST", "/pnodes", target=["localhost"])
+    call(h, "POST", "/vnetworks", name="left", address="10.161.0.0/24")
+    call(h, "POST", "/vnetworks", name="right", address="10.162.0.0/24")
+    fs = {"image": str(image), "shared": True}
+    for name, nets in (("a", ["left"]), ("gw", ["left", "right"]), ("b", ["right"])):
+        vifaces = [{"name": f"if{i}", "vnetwork": n} for i, n in enumerate(nets)]
+        call(h, "POST", f"/vnodes/{name}", desc={"vfilesystem": fs, "vifaces": vifaces})
+    call(h, "PUT", "/vnodes", names=["a", "gw", "b"], desc={"status": "RUNNING"}, type="update")
+    assert forwarding(h, "gw") == "0"
+    # the Ruby client's vnode_mode(gw, true): PUT /vnodes/gw desc={"mode":"GATEWAY"}&type=update
+    assert call(h, "PUT", "/vnodes/gw", desc={"mode": "GATEWAY"}, type="update")["mode"] == (
+        "GATEWAY"
+    )
+    assert forwarding(h, "gw") == "1"
+    assert call(h, "PUT", "/vnodes/gw", desc={"mode": "normal"}, type="update")["mode"] == "NORMAL"
+    assert forwarding(h, "gw") == "0"
+    r = call(h, "PUT", "/vnodes/gw", 400, desc={"mode": "ROUTER"}, type="update")
+    assert "mode" in r.headers[ERROR_HEADER]
+
+    b_ip = call(h, "GET", "/vnodes/b")["vifaces"][0]["address"].split("/")[0]
+    assert run(h, "a", f"ping -c1 -W1 {b_ip} >/dev/null 2>&1 && echo ok || echo no") == ["no"]
+    call(h, "POST", "/vnetworks/left/routes", destnetwork="right", gatewaynode="gw")
+    call(h, "POST", "/vnetworks/right/routes", destnetwork="left", gatewaynode="gw")
+    assert call(h, "GET", "/vnodes/gw")["mode"] == "GATEWAY"  # switched, as in Distem
+    assert forwarding(h, "gw") == "1"
+    assert run(h, "a", f"ping -c1 -W2 {b_ip} >/dev/null && echo ok") == ["ok"]
+    r = call(h, "PUT", "/vnodes/gw", 400, desc={"mode": "NORMAL"}, type="update")
+    assert "gateway of vroute" in r.headers[ERROR_HEADER]
+
+    saved = call(h, "GET", "/vplatform")
+    assert saved["vplatform"]["vnetworks"]["left"]["vroutes"]["10.162.0.0/24"]["gateway"]
+    call(h, "DELETE", "/pnodes")
+    assert call(h, "GET", "/vnodes") == {} and call(h, "GET", "/vnetworks") == {}
+    loaded = call(h, "POST", "/vplatform", format="JSON", data=json.dumps(saved), rootfs=None)
+    nets = loaded["vplatform"]["vnetworks"]
+    assert nets["left"]["vroutes"] == saved["vplatform"]["vnetworks"]["left"]["vroutes"]
+    assert nets["right"]["vroutes"] == saved["vplatform"]["vnetworks"]["right"]["vroutes"]
+    vnodes = loaded["vplatform"]["vnodes"]
+    assert {n: (v["status"], v["mode"]) for n, v in vnodes.items()} == {
+        "a": ("RUNNING", "NORMAL"),
+        "gw": ("RUNNING", "GATEWAY"),
+        "b": ("RUNNING", "NORMAL"),
+    }
+    assert forwarding(h, "gw") == "1"
+    assert run(h, "a", f"ping -c1 -W2 {b_ip} >/dev/null && echo ok") == ["ok"]
+    assert any("10.161.0.0/24 via" in line for line in run(h, "b", "ip route"))
+
+
+def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, image: Path) -> None:
+    """What ``PUT /vnodes/:v`` (type=update) and ``PUT /vnodes/:v/ifaces/:i`` change on a
+    vnode not built yet, and the Distem errors once it is."""
+    d = _python_distem(port)
+    d.pnode_init(["localhost"])
+    d.vnetwork_create("vnet1", "10.163.0.0/24")
+    d.vnetwork_create("vnet2", "10.164.0.0/24")
+    d.vnode_create("x", {"vifaces": [{"name": "if0", "vnetwork": "vnet1"}]})
+    hostname = os.uname().nodename
+    v = call(h, "PUT", "/vnodes/x", desc={"host": hostname}, type="update")
+    assert v["host"] == d.pnode_info("localhost")["address"]
+    r = call(h, "PUT", "/vnodes/x", 400, desc={"host": "nowhere.invalid"}, type="update")
+    assert r.headers[ERROR_HEADER].startswith("InvalidParameterError host:")
+    fs = {"vfilesystem": {"image": str(image), "cow": "true"}}
+    assert call(h, "PUT", "/vnodes/x", desc=fs, type="update")["vfilesystem"]["image"] == (
+        f"file://{image}"
+    )
+    # a new name in vifaces creates the viface; a known one is updated
+    v = call(h, "PUT", "/vnodes/x", desc={"vifaces": [{"name": "if1", "vnetwork": "vnet2"}]},
+             type="update")  # fmt: skip
+    assert [(i["name"], i["address"]) for i in v["vifaces"]] == [
+        ("if0", "10.163.0.1/24"),
+        ("if1", "10.164.0.1/24"),
+    ]
+    # python-distem's viface_update with an empty desc: detach
+    bare = d.viface_update("x", "if1")
+    assert (bare["address"], bare["vnetwork"], bare["macaddress"]) == ("0.0.0.0/0", None, None)
+    # attach again, with an explicit address (no prefix) and traffic limits
+    out = {"bandwidth": {"rate": "10mbps"}}
+    vif = d.viface_update("x", "if1", {"address": "10.164.0.7", "output": out})
+    assert (vif["address"], vif["vnetwork"], vif["output"]) == ("10.164.0.7/24", "vnet2", out)
+    r = call(h, "PUT", "/vnodes/x/ifaces/if1", 400, desc={"vnetwork": "vnet1"})
+    assert "vnet1" in r.headers[ERROR_HEADER]  # one viface per vnetwork, as Distem
+    v = call(h, "PUT", "/vnodes/x", desc={"vifaces": [{"name": "if0"}]}, type="update")
+    assert v["vifaces"][0]["address"] == "0.0.0.0/0"  # detached through the vnode desc
+    r = call(h, "PUT", "/vnodes/x", 501, desc={"ssh_key": {"public": "ssh-rsa A"}}, type="update")
+    assert "ssh_key" in r.headers[ERROR_HEADER]
+    # the unknown keys Distem ignores are ignored
+    call(h, "PUT", "/vnodes/x", desc={"colour": "blue"}, type="update")
+    # an empty desc creates an unattached viface
+    loose = d.viface_create("x", "if2", {})
+    assert (loose["address"], loose["vnetwork"]) == ("0.0.0.0/0", None)
+
+    assert d.vnode_start("x")["status"] == "RUNNING"
+    addresses = run(h, "x", "ip -o -4 addr show")
+    assert any("if1" in line and "10.164.0.7/24" in line for line in addresses), addresses
+    links = " ".join(run(h, "x", "ip -o link show"))
+    assert " if1" in links and " if0" not in links and " if2" not in links, links
+    # once built: Distem's busy resource (404) for what only an unbuilt vnode can change
+    r = call(h, "PUT", "/vnodes/x/ifaces/if1", 404, desc={})
+    assert r.headers[ERROR_HEADER].startswith("BusyResourceError")
+    r = call(h, "PUT", "/vnodes/x", 404, desc={"host": "localhost"}, type="update")
+    assert r.headers[ERROR_HEADER].startswith("BusyResourceError")
+    # traffic still changes live
+    vif = d.viface_update("x", "if1", {"output": {"bandwidth": {"rate": "5mbps"}}})
+    assert vif["output"] == {"bandwidth": {"rate": "5mbps"}}
+
+
+def test_wait_vnodes_polls_the_tcp_port(h: httpx.Client, image: Path) -> None:
+    """``port`` given: open on the vnode's address or ``["false"]`` at the timeout. No
+    port: Distem's 22, required only of vnodes whose image has an SSH server."""
+    call(h, "POST", "/pnodes", target=["localhost"])
+    call(h, "POST", "/vnetworks", name="vnet", address="10.165.0.0/24")
+    desc = {
+        "vfilesystem": {"image": str(image)},
+        "vifaces": [{"name": "if0", "vnetwork": "vnet"}],
+        "status": "RUNNING",
+    }
+    call(h, "POST", "/vnodes", names=["w1", "w2"], desc=desc, ssh_key={})
+    start = time.monotonic()
+    opts = {"vnodes": ["w1"], "timeout": 2, "port": 2222}
+    assert call(h, "POST", "/wait_vnodes", opts=opts) == ["false"]
+    assert time.monotonic() - start >= 2
+    # a server in w1 on that port, bound to w1's address only
+    run(h, "w1", "httpd -p 10.165.0.1:2222 -h /tmp && echo up")
+    assert call(h, "POST", "/wait_vnodes", opts={**opts, "timeout": 30}) == ["true"]
+    assert call(h, "POST", "/wait_vnodes", opts={**opts, "vnodes": ["w2"]}) == ["false"]
+    r = call(h, "POST", "/wait_vnodes", 400, opts={"port": 70000})
+    assert "opts.port" in r.headers[ERROR_HEADER]
+    # no port: busybox has no SSH server, so answering a command is enough
+    assert call(h, "POST", "/wait_vnodes", opts={"timeout": 30}) == ["true"]
+    # an image with an sshd: port 22 must be open
+    run(h, "w2", "mkdir -p /usr/sbin && printf '#!/bin/sh\\n' > /usr/sbin/sshd && echo ok")
+    run(h, "w2", "chmod +x /usr/sbin/sshd && echo ok")
+    assert call(h, "POST", "/wait_vnodes", opts={"vnodes": "w2", "timeout": 2}) == ["false"]
+    run(h, "w2", "httpd -p 22 -h /tmp && echo up")
+    assert call(h, "POST", "/wait_vnodes", opts={"vnodes": "w2", "timeout": 30}) == ["true"]
