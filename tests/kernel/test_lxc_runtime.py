@@ -230,9 +230,8 @@ def test_two_agents_same_vnode_name(tmp_path: Path, netns: Callable[[], str], im
 def test_validate_and_missing_netns(state: Path, image: str) -> None:
     journal = Journal(state / "journal")
     rt = LxcRuntime(state, journal)
-    with pytest.raises(ValidationError) as err:
-        rt.validate(VNode(name="pdtnoimg"))
-    assert err.value.field == "vfilesystem.image"
+    rt.validate(VNode(name="pdtnoimg"))  # the image may come later: the agent's
+    assert rt.needs_image  # check_vnodes(starting=True) refuses to start it without one
     missing = state / "nope.tar.gz"
     with pytest.raises(ValidationError) as err:
         rt.validate(VNode(name="pdtmiss", image=str(missing)))
