@@ -9,12 +9,13 @@ whose venv already holds the same pydistem version is left alone (``--reinstall`
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import shlex
 import subprocess
 import sys
 import tempfile
 import threading
+import tomllib
 from pathlib import Path
 
 import pydistem
@@ -141,9 +142,9 @@ class WheelSource:
             return self._path
 
     def _build(self) -> Path:
-        """``pip wheel`` of the source tree; with this environment's setuptools and wheel
-        when it has them (no build isolation: no index needed, e.g. on a frontend
-        without Internet access)."""
+        """``pip wheel`` of the source tree; with this environment's build tools when
+        they satisfy the tree's ``build-system.requires`` (no build isolation: no
+        package index needed, e.g. on a frontend without Internet access)."""
         root = source_root()
         if root is None:
             raise StepFailed(
@@ -151,8 +152,7 @@ class WheelSource:
                 "built: pass --wheel pydistem-VERSION-py3-none-any.whl"
             )
         self._tmp = tempfile.TemporaryDirectory(prefix="pydistem-wheel-")
-        local_tools = all(importlib.util.find_spec(m) for m in ("setuptools", "wheel"))
-        isolation = ["--no-build-isolation"] if local_tools else []
+        isolation = ["--no-build-isolation"] if has_build_requirements(root) else []
         tmp = self._tmp.name
         r = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", tmp, root],
@@ -168,6 +168,28 @@ class WheelSource:
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def has_build_requirements(root: str) -> bool:
+    """Whether this environment holds every ``build-system.requires`` of ``root``'s
+    pyproject.toml, in a version that satisfies it."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:
+        return False
+    try:
+        build = tomllib.loads((Path(root) / "pyproject.toml").read_text())["build-system"]
+        requires = [Requirement(r) for r in build["requires"]]
+    except (OSError, KeyError, tomllib.TOMLDecodeError, InvalidRequirement):
+        return False
+    for req in requires:
+        try:
+            version = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            return False
+        if not req.specifier.contains(version, prereleases=True):
+            return False
+    return True
 
 
 def source_root() -> str | None:

@@ -31,7 +31,7 @@ from rich.console import Console
 import pydistem
 from pydistem.bootstrap import BootstrapOptions, prepare, teardown
 from pydistem.bootstrap.checks import parse_ip_version
-from pydistem.bootstrap.install import source_root
+from pydistem.bootstrap.install import has_build_requirements, source_root
 from pydistem.cli.bootstrap import summary_table, uplink_cell
 from pydistem.client import Client
 from pydistem.errors import ValidationError
@@ -84,6 +84,9 @@ def wheelhouse(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("wheelhouse")
     root = source_root()
     assert root, "these tests run from a source tree"
+    # the hosts' operator has no package index: bootstrap builds the wheel with this
+    # environment's build tools, which the test extra installs
+    assert has_build_requirements(root), "pip install -e '.[test]' (setuptools>=68, wheel)"
     r = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(d), root],
         capture_output=True,

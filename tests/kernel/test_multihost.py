@@ -281,6 +281,15 @@ def test_bootstrap_deploy_quit_forty_lxc_vnodes_from_the_cli(
     )  # fmt: skip
     try:
         assert r.returncode == 0, r.stdout + r.stderr
+        # the summary: bootstrap's uplink probe found host4's NIC (the coordinator then
+        # keeps classic vnodes off it without probing again)
+        rows = {
+            cells[1].strip(): line
+            for line in r.stdout.splitlines()
+            if len(cells := line.split("│")) > 2 and cells[1].strip()
+        }
+        assert all("eth0: classic ok" in rows[a] for a in addresses[:3]), r.stdout
+        assert "eth0: drops foreign MACs (VXLAN only)" in rows[addresses[3]], r.stdout
         pids = [tmp_path / "state" / str(i + 1) / "distemd.pid" for i in range(4)]
         assert all(p.exists() for p in pids), "a distemd on every host"
         env["PYDISTEM_TOKEN"] = (tmp_path / "cfg" / "token").read_text().strip()

@@ -20,9 +20,11 @@ from pydistem.bootstrap.checks import (
     plan_iproute2,
 )
 from pydistem.bootstrap.daemons import distemd_argv
+from pydistem.bootstrap.install import apt_why, has_build_requirements
 from pydistem.bootstrap.options import BootstrapOptions
 from pydistem.bootstrap.report import MachineReport
 from pydistem.bootstrap.root import append_key_script
+from pydistem.bootstrap.ssh import Result
 from pydistem.bootstrap.uplink import Uplink, judge
 from pydistem.cli.bootstrap import uplink_cell
 from pydistem.cli.main import main
@@ -98,6 +100,39 @@ POLICY_FLAT = """iproute2:
      6.1.0-3 500
         500 file:/srv/repo ./ Packages
 """
+
+
+@pytest.mark.parametrize(
+    "requires, local",
+    [
+        ('["setuptools>=1", "wheel"]', True),
+        ('["setuptools>=99999"]', False),  # too old here: an isolated build fetches one
+        ('["pd-no-such-build-backend"]', False),
+        ("[]", True),
+    ],
+)
+def test_wheel_builds_without_isolation_only_with_the_declared_build_tools(
+    tmp_path: Path, requires: str, local: bool
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[build-system]\nrequires = {requires}\n")
+    assert has_build_requirements(str(tmp_path)) is local
+    assert has_build_requirements(str(tmp_path / "nowhere")) is False
+
+
+def test_apt_failure_reason_is_its_first_error_line() -> None:
+    # apt-get update on a machine whose mirror is unreachable
+    stderr = (
+        "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  "
+        "Could not resolve 'deb.debian.org'\n"
+        "E: Failed to fetch file:/srv/repo/./Packages  File not found\n"
+        "E: Some index files failed to download. They have been ignored, or old ones used "
+        "instead.\n"
+    )
+    assert (
+        apt_why(Result(100, "", stderr))
+        == "E: Failed to fetch file:/srv/repo/./Packages  File not found"
+    )
+    assert apt_why(Result(1, "", "dpkg: error\n")) == "dpkg: error"
 
 
 def test_backports_suites_from_apt_cache_policy() -> None:
