@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -235,6 +236,18 @@ class Adapter(ABC):
         """End the reservation (delete the job, the lease...). Idempotent: releasing an
         already ended reservation is not an error. Raises ReservationError only when the
         testbed still holds it and refused to let go."""
+
+    def planned_subnets(self) -> list[int]:
+        """Prefix lengths of the routable subnets ``reserve`` will obtain with these
+        options, in order (``[]``: none). Lets ``distem deploy`` check a file's
+        ``address: testbed`` vnetworks before reserving. Pure."""
+        return []
+
+    def reserved_subnets(self, reservation: Reservation) -> list[IPv4Network]:
+        """The routable subnets ``reservation`` holds, in the testbed's order: what the
+        vnetworks with ``address: testbed`` get. Read from the reservation's data only
+        (no call to the testbed). Default: none."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         return describe(type(self))

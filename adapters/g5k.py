@@ -44,6 +44,7 @@ from pydistem.model.machines import Machine
 T = TypeVar("T")
 _WALLTIME = re.compile(r"^(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$")
 _SITE = re.compile(r"^[a-z][a-z0-9-]*$")
+_SUBNETS = re.compile(r"^slash_(\d+)=(\d+)$")
 # execo_g5k's kadeploy regex for a KO node line, plus the reason kadeploy prints
 _KO_LINE = re.compile(r"^(\S+\.grid5000\.fr)\s+\((.*)\)\s*$")
 #: OAR states (text form) in which a job holds nothing any more
@@ -112,12 +113,22 @@ class G5kOptions(Options):
         walltime_seconds(v)
         return v
 
-    @field_validator("subnets")
+    @field_validator("subnets", mode="before")
     @classmethod
-    def _subnets(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^slash_(1[6-9]|2[0-2])=\d+$", v):
-            raise ValueError(f"{v!r} is not a g5k-subnets request like slash_22=1")
-        return v
+    def _subnets(cls, v: Any) -> str | None:
+        if v is None:
+            return None
+        text = str(v).strip()
+        short = re.match(r"^/(\d+)$", text)  # `/22`: one /22
+        if short:
+            text = f"slash_{short.group(1)}=1"
+        m = _SUBNETS.match(text)
+        if not m or not 16 <= int(m.group(1)) <= 22 or int(m.group(2)) < 1:
+            raise ValueError(
+                f"{v!r} is not a g5k-subnets request like slash_22=1 (or /22): "
+                "N subnets of /16 to /22"
+            )
+        return text
 
     @field_validator("gateway")
     @classmethod
@@ -147,6 +158,12 @@ class G5kOptions(Options):
     @property
     def deploys(self) -> bool:
         return bool(self.environment or self.environment_file)
+
+    @property
+    def subnet_request(self) -> tuple[int, int] | None:
+        """``subnets`` as (prefix length, count), e.g. (22, 1)."""
+        m = _SUBNETS.match(self.subnets or "")
+        return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 class _KadeployLines:
@@ -486,25 +503,88 @@ class G5kAdapter(Adapter):
 
         return sorted(h.address for h in get_oar_job_nodes(job_id, site, self.frontend_params()))
 
-    def job_subnets(self, site: str, job_id: int) -> dict[str, Any]:
-        """The reserved subnets: CIDRs, address count and the site's network params."""
-        from execo_g5k import get_oar_job_subnets
+    def frontend_command(self, site: str, cmd: str) -> tuple[bool, list[str]]:
+        """Run ``cmd`` on the site frontend as execo does (SSH with a pty); (ok, lines)."""
+        from execo import SshProcess
+        from execo_g5k.utils import get_frontend_host
 
-        pairs, params = get_oar_job_subnets(job_id, site, self.frontend_params())
-        ips = [ipaddress.IPv4Address(ip) for ip, _mac in pairs]
-        cidrs = []
-        if params.get("ip_prefix"):
-            cidrs = [params["ip_prefix"]]
-        elif ips:
-            nets = {ipaddress.IPv4Network(f"{ip}/22", strict=False) for ip in ips}
-            cidrs = sorted(str(n) for n in nets)
-        return {"cidrs": cidrs, "addresses": len(ips), **params}
+        p = SshProcess(cmd, get_frontend_host(site), connection_params=self._frontend_all())
+        p.pty = True
+        p.nolog_exit_code = True
+        p.run()
+        lines = [ln.strip() for ln in (p.stdout or "").replace("\r", "").splitlines()]
+        return bool(p.ok), [ln for ln in lines if ln]
+
+    def job_subnets(self, site: str, job_id: int) -> dict[str, Any]:
+        """The reserved subnets, from ``g5k-subnets -a -j JOB`` (one line per subnet, 7
+        TAB-separated fields: prefix, broadcast, netmask, gateway, network, DNS name, DNS
+        address; the last five are the site's). Parsed here rather than by execo's
+        ``get_oar_job_subnets``, which drops the site parameters when there are two
+        subnets or more. Each requested block (``slash_21=1``: one /21) is one CIDR."""
+        cmd = f"g5k-subnets -a -j {job_id}"
+        ok, lines = self.frontend_command(site, cmd)
+        rows = [ln.split("\t") for ln in lines if ln.count("\t") == 6]
+        if not ok or not rows:
+            said = " / ".join(lines[-3:]) or "no output"
+            raise ReservationError(self.name, f"{cmd} on {site} gave no subnet ({said})")
+        try:
+            prefixes = [ipaddress.IPv4Network(r[0]) for r in rows]
+        except ValueError as exc:
+            raise ReservationError(self.name, f"{cmd} on {site}: {exc}") from None
+        request = self.options.subnet_request
+        plen = request[0] if request else 22
+        blocks: list[ipaddress.IPv4Network] = []
+        for net in prefixes:
+            block = net if net.prefixlen <= plen else net.supernet(new_prefix=plen)
+            if block not in blocks:
+                blocks.append(block)
+        if request and len(blocks) != request[1]:
+            raise ReservationError(
+                self.name,
+                f"{cmd} on {site} lists {len(blocks)} /{plen} block(s) "
+                f"({', '.join(map(str, blocks))}); {self.options.subnets} asked for {request[1]}",
+            )
+        _prefix, broadcast, netmask, gateway, network, dns_name, dns_ip = rows[0]
+        return {
+            "cidrs": [str(b) for b in blocks],
+            "addresses": sum(b.num_addresses - 2 for b in blocks),
+            "broadcast": broadcast,
+            "netmask": netmask,
+            "gateway": gateway,
+            "network": network,
+            "dns_hostname": dns_name,
+            "dns_ip": dns_ip,
+        }
+
+    def planned_subnets(self) -> list[int]:
+        request = self.options.subnet_request
+        return [request[0]] * request[1] if request else []
+
+    def reserved_subnets(self, reservation: Reservation) -> list[ipaddress.IPv4Network]:
+        cidrs = (reservation.data.get("subnets") or {}).get("cidrs") or []
+        return [ipaddress.IPv4Network(c) for c in cidrs]
 
     def job_vlan(self, site: str, job_id: int) -> int | None:
         from execo_g5k import get_oar_job_kavlan
 
         vlans = get_oar_job_kavlan(job_id, site, self.frontend_params())
         return int(vlans[0]) if vlans else None
+
+    def check_vlan(self, site: str, job_id: int, vlan: int, fqdns: list[str]) -> None:
+        """``kavlan -l -j JOB`` must list every node in the VLAN (kadeploy3 ``--vlan``
+        moved them), under its ``-kavlan-N`` name; ReservationError naming those left out."""
+        from execo_g5k.utils import get_kavlan_host_name
+
+        cmd = f"kavlan -l -j {job_id}"
+        ok, lines = self.frontend_command(site, cmd)
+        if not ok:
+            raise ReservationError(self.name, f"{cmd} on {site}: {' / '.join(lines)}")
+        missing = [f for f in fqdns if get_kavlan_host_name(f, vlan) not in lines]
+        if missing:
+            raise ReservationError(
+                self.name, f"node(s) not in KaVLAN {vlan} after kadeploy3: {', '.join(missing)}"
+            )
+        self.progress.update(f"KaVLAN {vlan} holds {len(fqdns)} node(s)")
 
     def delete_job(self, site: str, job_id: int) -> None:
         """``oardel`` (execo ignores its errors: a dead job is no error)."""
@@ -590,6 +670,8 @@ class G5kAdapter(Adapter):
             self.deploy(site, fqdns, vlan)
         from execo_g5k.utils import get_kavlan_host_name
 
+        if vlan:
+            self.check_vlan(site, job_id, vlan, fqdns)
         gateway = self.gateway()
         user = "root" if self.options.deploys else (self.login or "root")
         res.machines = [
@@ -614,20 +696,15 @@ class G5kAdapter(Adapter):
 
     def extend(self, reservation: Reservation, seconds: int) -> Reservation:
         """``oarwalltime JOB +H:M:S`` on the frontend (OAR may refuse: ReservationError)."""
-        from execo import SshProcess
         from execo_g5k.oar import format_oar_duration
-        from execo_g5k.utils import get_frontend_host
 
         self._execo()
         site, job_id = reservation.data["site"], int(reservation.id)
         cmd = f"oarwalltime {job_id} +{format_oar_duration(seconds)}"
         self.progress.step(cmd)
-        p = SshProcess(cmd, get_frontend_host(site), connection_params=self._frontend_all())
-        p.pty = True
-        p.nolog_exit_code = True
-        p.run()
-        if not p.ok or "refused" in (p.stdout or "").lower():
-            raise ReservationError(self.name, f"{cmd} on {site}: {p.stdout.strip()}")
+        ok, lines = self.frontend_command(site, cmd)
+        if not ok or any("refused" in ln.lower() for ln in lines):
+            raise ReservationError(self.name, f"{cmd} on {site}: {' / '.join(lines)}")
         if reservation.expires_at:
             reservation.expires_at += seconds
         return reservation

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from pydistem.cli import output
 from pydistem.client import Client, ExecResult, PartialFailure
 from pydistem.errors import PydistemError
-from pydistem.model.platform_file import load_platform
+from pydistem.model.platform_file import Platform, load_platform
 
 LOG_FILE = Path(os.environ.get("PYDISTEM_LOG_FILE", "/var/log/pydistem/distemd.log"))
 PID_FILE = Path(os.environ.get("PYDISTEM_PID_FILE", "/run/pydistem/distemd.pid"))
@@ -179,13 +179,16 @@ def deploy(
     as_json: bool = False,
     pnodes: list[Any] | None = None,
     remote: bool = False,
+    platform: Platform | None = None,
 ) -> int:
     """The whole ``distem deploy FILE`` flow; returns the exit status.
 
     ``pnodes``: the targets a testbed adapter prepared (default: this machine; empty:
     the coordinator already has its pnodes). ``remote``: the coordinator is one a
-    testbed's bootstrap started, never started or stopped here."""
-    platform = load_platform(path)  # bad file: ValidationError before anything starts
+    testbed's bootstrap started, never started or stopped here. ``platform``: the file
+    already validated and fitted to a reservation (pydistem.adapters.fit)."""
+    if platform is None:
+        platform = load_platform(path)  # bad file: ValidationError before anything starts
     if not remote:
         ensure_coordinator(client)
     elif not client.health():

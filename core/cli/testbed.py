@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from rich.markup import escape
 from rich.table import Table
 
-from pydistem.adapters import registry
+from pydistem.adapters import fit, registry
 from pydistem.adapters.base import Prepared
 from pydistem.adapters.credentials import redact
 from pydistem.adapters.lifecycle import ReservationSession, release_policy, release_saved
@@ -25,7 +25,7 @@ from pydistem.adapters.tunnel import Tunnel
 from pydistem.cli import deploy, output
 from pydistem.client import Client
 from pydistem.errors import PydistemError
-from pydistem.model.platform_file import load_platform
+from pydistem.model.platform_file import Platform, load_document, platform_from_dict
 
 
 class CliProgress:
@@ -141,12 +141,25 @@ def deploy_file(
 ) -> int:
     """``distem deploy FILE``: with a ``testbed:`` section, the whole reserve-to-release
     flow; without, the local deploy."""
-    platform = load_platform(path)  # bad file: ValidationError before anything starts
-    if platform.testbed is None:
-        return deploy.deploy(client, path, run, destroy_after, timeout, as_json)
+    doc = load_document(path)
+    section = doc.get("testbed") if isinstance(doc, dict) else None
+    if section is None:
+        platform = platform_from_dict(doc, path)  # bad file: ValidationError, nothing starts
+        return deploy.deploy(client, path, run, destroy_after, timeout, as_json, platform=platform)
+    platform_from_dict({"testbed": section}, path)  # the section is a mapping
     progress = CliProgress()
-    session = ReservationSession.from_section(platform.testbed, progress)
-    policy = release_policy(platform.testbed) if release_flag is None else release_flag
+    session = ReservationSession.from_section(section, progress)
+    adapter = session.adapter
+    # the whole file, checked before anything is reserved (addresses: stand-in subnets)
+    fit.fit(
+        doc,
+        testbed=adapter.name,
+        capabilities=adapter.capabilities,
+        subnets=fit.placeholders(adapter.planned_subnets()),
+        machines=2,
+        source=path,
+    )
+    policy = release_policy(section) if release_flag is None else release_flag
     destroyed = run is not None or destroy_after
     summary: dict[str, Any] = {"testbed": session.adapter.name, "file": path}
     status = 1
@@ -158,14 +171,35 @@ def deploy_file(
         output.done(f"reserved {res.key}: {len(res.machines)} machine(s)")
         prepared = session.prepare()
         output.done(f"prepared {len(prepared.machines)} machine(s)")
+        fitted = fit.fit(
+            doc,
+            testbed=adapter.name,
+            capabilities=adapter.capabilities,
+            subnets=adapter.reserved_subnets(res),
+            machines=len(prepared.machines),
+            source=path,
+        )
+        for decision in fitted.decisions:
+            output.done(decision)
+        if fitted.subnets:
+            summary["subnets"] = [f"{n}={c}" for n, c in fitted.subnets.items()]
         if prepared.coordinator is None:
             status = deploy.deploy(
-                client, path, run, destroy_after, timeout, as_json, pnodes=prepared.pnodes
+                client,
+                path,
+                run,
+                destroy_after,
+                timeout,
+                as_json,
+                pnodes=prepared.pnodes,
+                platform=fitted.platform,
             )
         else:
             summary["coordinator"] = prepared.coordinator
             output.done(f"coordinator {prepared.coordinator} (on the first machine)")
-            status = _deploy_remote(prepared, path, run, destroy_after, timeout, as_json)
+            status = _deploy_remote(
+                prepared, path, fitted.platform, run, destroy_after, timeout, as_json
+            )
     except BaseException as exc:
         failure = exc
         raise
@@ -190,6 +224,7 @@ def deploy_file(
 def _deploy_remote(
     prepared: Prepared,
     path: str,
+    platform: Platform,
     run: str | None,
     destroy_after: bool,
     timeout: float,
@@ -211,7 +246,15 @@ def _deploy_remote(
             url = tunnel.url
         remote = stack.enter_context(Client(url, token=token))
         return deploy.deploy(
-            remote, path, run, destroy_after, timeout, as_json, pnodes=[], remote=True
+            remote,
+            path,
+            run,
+            destroy_after,
+            timeout,
+            as_json,
+            pnodes=[],
+            remote=True,
+            platform=platform,
         )
 
 
@@ -220,7 +263,8 @@ def _summary(summary: dict[str, Any], kept: bool) -> None:
     table.add_column("key")
     table.add_column("value")
     for key in (
-        "testbed", "reservation", "machines", "coordinator", "status", "released", "seconds"
+        "testbed", "reservation", "machines", "subnets", "coordinator", "status", "released",
+        "seconds",
     ):  # fmt: skip
         if key in summary:
             value = summary[key]

@@ -8,6 +8,7 @@ existing platform too.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from pydistem.model.validate import parse
 
 TOP_LEVEL_KEYS = ("vnetworks", "vnodes", "vroutes", "events", "testbed", "daemon")
 VROUTE_KEYS = ("source", "destination", "gateway")
+#: a vnetwork ``address`` filled from the testbed's reserved subnets (pydistem.adapters.fit)
+TESTBED_ADDRESS = re.compile(r"^testbed(?::([1-9]\d*))?$")
 
 
 class Platform(BaseModel):
@@ -49,6 +52,14 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             raise ValidationError(str(key), f"unknown top-level key (known: {TOP_LEVEL_KEYS})")
+    for i, item in enumerate(_list(doc, "vnetworks")):
+        addr = item.get("address") if isinstance(item, dict) else None
+        if isinstance(addr, str) and TESTBED_ADDRESS.match(addr.strip()):
+            raise ValidationError(
+                f"vnetworks[{i}].address",
+                f"{addr!r} is a subnet the testbed reserves: only `distem deploy` of a file "
+                "whose `testbed:` section reserves subnets fills it in",
+            )
     vnetworks = [
         parse(VNetwork, item, f"vnetworks[{i}]") for i, item in enumerate(_list(doc, "vnetworks"))
     ]
@@ -98,6 +109,12 @@ def _vroutes(value: Any) -> str | list[dict[str, str]] | None:
 
 def load_platform(path: str | Path) -> Platform:
     """Read a YAML platform file; ValidationError names the file's bad field."""
+    return platform_from_dict(load_document(path), str(path))
+
+
+def load_document(path: str | Path) -> Any:
+    """The YAML document of a platform file, not validated yet (ValidationError when it
+    cannot be read or parsed)."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -107,7 +124,7 @@ def load_platform(path: str | Path) -> Platform:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValidationError("file", f"{p} is not valid YAML: {exc}") from None
-    return platform_from_dict(doc, str(p))
+    return doc
 
 
 def _list(doc: dict[str, Any], key: str) -> list[Any]:
