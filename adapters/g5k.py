@@ -728,7 +728,11 @@ class G5kAdapter(Adapter):
         remote = Remote(cmd, hosts, connection_params=self.node_params(self.login or "root"))
         remote.run()
         if not remote.ok:
-            failed = [p.host.address for p in remote.processes if not p.ok]
+            failed = []
+            for p in remote.processes:
+                if not p.ok:
+                    said = [ln.strip() for ln in (p.stdout or "").splitlines() if ln.strip()]
+                    failed.append(f"{p.host.address} ({' / '.join(said[-3:]) or p.error_reason})")
             raise ReservationError(self.name, f"sudo-g5k failed on {', '.join(failed)}")
         reservation.machines = [
             Machine(m.host, m.port, "root", m.gateway, m.site, m.hardware)

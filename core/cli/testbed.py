@@ -171,6 +171,7 @@ def deploy_file(
         output.done(f"reserved {res.key}: {len(res.machines)} machine(s)")
         prepared = session.prepare()
         output.done(f"prepared {len(prepared.machines)} machine(s)")
+        summary["machines"] = [str(m) for m in prepared.machines]  # as reached now (root)
         fitted = fit.fit(
             doc,
             testbed=adapter.name,

@@ -3,15 +3,17 @@ answer like the real ones (as /work/shared facts and execo 2.8.2 expect them).
 
 Commands (in ``<dir>/bin``, first on the PATH the frontend's sshd gives every session):
 ``oarsub``, ``oarstat`` (``-fj``, ``-sj``, ``-pj``, ``-u``), ``oarprint``, ``oardel``,
-``oarwalltime``, ``g5k-subnets`` (``-i -m -j``, ``-a -j``), ``kavlan -j ID -V`` and
-``kadeploy3`` (``-k -d -e|-a ENV [--vlan N] -m FQDN...``). Jobs live in ``<dir>/state.json``
+``oarwalltime``, ``g5k-subnets`` (``-i -m -j``, ``-a -j``), ``kavlan`` (``-V -j ID``,
+``-l -j ID``, ``-s -i VLAN -j ID -m FQDN``) and ``kadeploy3`` (``-k -d -e|-a ENV [--vlan N]
+-m FQDN...``, which moves the nodes into the job's VLAN). Jobs live in ``<dir>/state.json``
 (locked), with OAR's state machine: Waiting -> Running (after ``start_delay``) ->
 Terminated at the end of the walltime; ``oardel`` sends a job to Error. Dates are
 printed in Europe/Paris time, as the frontends do.
 
 Faults (``Frontend.set_fault`` or ``--fault``): ``refuse`` (oarsub's admission rule
 rejects the job, exit 8), ``never_start`` (jobs stay Waiting, no prediction),
-``deploy_fail=FQDN`` (kadeploy3 reports that node KO), ``extend_refuse``.
+``deploy_fail=FQDN`` (kadeploy3 reports that node KO), ``extend_refuse``, ``vlan_stuck``
+(kadeploy3 ``--vlan`` reports success but leaves the nodes out of the VLAN).
 
 By hand (sshd on loopback, commands run as you):
     python -m tests.standins.g5k_frontend serve --dir /tmp/fe --port 2222 \\
@@ -296,7 +298,7 @@ def oarsub(argv: list[str], d: Path) -> int:
             "resources": args.resources,
             "nodes": free[: wanted["nodes"]],
             "subnets": subnets,
-            "vlan": (4 + job_id % 6) if wanted["vlan"] else None,
+            "vlan": vlan_id(wanted["vlan"], job_id),
             "walltime": walltime,
             "submitted": time.time(),
             "start": time.time() + float(state["start_delay"]),
@@ -307,6 +309,15 @@ def oarsub(argv: list[str], d: Path) -> int:
         }
     print(f"OAR_JOB_ID={job_id}")
     return 0
+
+
+def vlan_id(kind: str | None, job_id: int) -> int | None:
+    """A VLAN id in the range of its KaVLAN type: kavlan-local 1-3, kavlan (routed)
+    4-9, kavlan-global 10-21."""
+    if kind is None:
+        return None
+    first, count = {"kavlan-local": (1, 3), "kavlan-global": (10, 12)}.get(kind, (4, 6))
+    return first + job_id % count
 
 
 def parse_resource(res: str, wanted: dict[str, Any]) -> None:
@@ -467,14 +478,55 @@ def g5k_subnets(argv: list[str], d: Path) -> int:
 
 
 def kavlan(argv: list[str], d: Path) -> int:
-    job_id = argv[argv.index("-j") + 1]
-    with locked_state(d) as state:
-        job = _job(state, job_id)
-    if not job["vlan"]:
-        print(f"no vlan found for job {job_id}")
+    """``kavlan -V -j JOB`` (the job's VLAN id), ``kavlan -l -j JOB`` (the nodes in it, by
+    their ``-kavlan-N`` names, one a line) and ``kavlan -s -i VLAN -j JOB -m FQDN...``
+    (put nodes in the VLAN, as kadeploy3 ``--vlan`` does). A job without a VLAN prints
+    ``no vlan found`` and exits 1."""
+    p = argparse.ArgumentParser(prog="kavlan", add_help=False)
+    p.add_argument("-V", action="store_true", dest="get_id")
+    p.add_argument("-l", action="store_true", dest="list")
+    p.add_argument("-s", action="store_true", dest="set")
+    p.add_argument("-i", dest="vlan")
+    p.add_argument("-j", dest="job", required=True)
+    p.add_argument("-m", dest="nodes", action="append", default=[])
+    args, rest = p.parse_known_args(argv)
+    if rest:
+        print(f"ERROR: unknown option(s) {' '.join(rest)}")
         return 1
+    with locked_state(d) as state:
+        job = _job(state, args.job)
+        if not job["vlan"]:
+            print("no vlan found")
+            return 1
+        if args.set:
+            if str(args.vlan) not in (str(job["vlan"]), "DEFAULT"):
+                print(f"ERROR: VLAN {args.vlan} does not belong to job {args.job}")
+                return 1
+            foreign = [n for n in args.nodes if n not in job["nodes"]]
+            if foreign:
+                print(f"ERROR: node(s) not in job {args.job}: {' '.join(foreign)}")
+                return 1
+            members = set(job.get("vlan_nodes") or [])
+            if args.vlan == "DEFAULT":
+                members -= set(args.nodes)
+            else:
+                members |= set(args.nodes)
+            job["vlan_nodes"] = sorted(members)
+            print(f"all nodes are configured in the vlan {args.vlan}")
+            return 0
+        if args.list:
+            site = state["site"]
+            for node in job.get("vlan_nodes") or []:
+                print(kavlan_name(node, job["vlan"], site))
+            return 0
     print(job["vlan"])
     return 0
+
+
+def kavlan_name(fqdn: str, vlan: int, site: str) -> str:
+    """``paravance-1.rennes.grid5000.fr`` in VLAN 4: ``paravance-1-kavlan-4.rennes...``."""
+    short = fqdn.split(".", 1)[0]
+    return f"{short}-kavlan-{vlan}.{site}.grid5000.fr"
 
 
 def kadeploy3(argv: list[str], d: Path) -> int:
@@ -494,9 +546,18 @@ def kadeploy3(argv: list[str], d: Path) -> int:
         unknown = [n for n in args.nodes if n not in state["nodes"]]
         fail = state["faults"].get("deploy_fail")
         addresses = dict(state["nodes"])
-    if unknown:
-        print(f"ERROR: unknown node(s): {' '.join(unknown)}")
-        return 1
+        if unknown:
+            print(f"ERROR: unknown node(s): {' '.join(unknown)}")
+            return 1
+        if args.vlan is not None:  # the nodes go into the job's VLAN before they boot
+            jobs = [j for j in state["jobs"].values() if set(args.nodes) <= set(j["nodes"])
+                    and job_state(j, state) == "Running"]  # fmt: skip
+            if not jobs or str(jobs[0]["vlan"]) != str(args.vlan):
+                print(f"ERROR: VLAN {args.vlan} is not reserved by a running job of these nodes")
+                return 1
+            if not state["faults"].get("vlan_stuck"):
+                members = set(jobs[0].get("vlan_nodes") or []) | set(args.nodes)
+                jobs[0]["vlan_nodes"] = sorted(members)
     dep = f"D-{uuid.uuid4()}"
     print(f"Deployment #{dep} started")
     print("Grab the key file /root/.ssh/authorized_keys")

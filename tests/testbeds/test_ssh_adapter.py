@@ -1,6 +1,10 @@
 """The ``ssh`` adapter on a host bed: two machines reached through a gateway host, prepared
 by the bootstrap, a platform built on them by the coordinator it started, a command
-run in every vnode, and on release the machines left with no pydistem process."""
+run in every vnode, and on release the machines left with no pydistem process.
+
+The adapter declares no layer 2 between its machines, so the ``auto`` vnetwork (which
+names an uplink, ``eth0``) must become VXLAN before the coordinator sees it: no uplink
+probe, no bridge on eth0."""
 
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ def test_ssh_machines_through_a_gateway(kernel_unchanged: object, hostbed, tmp_p
                 "install_packages": False,
             },
         },
-        "vnetworks": [{"name": "vnet", "address": "10.153.0.0/24"}],
+        "vnetworks": [{"name": "vnet", "address": "10.153.0.0/24", "root_interface": "eth0"}],
         "vnodes": [
             {"name": f"v-{i}", "runtime": "netns", "host": m.address, "vifaces": [vif]}
             for i, m in ((1, m1), (2, m2))
@@ -72,6 +76,11 @@ def test_ssh_machines_through_a_gateway(kernel_unchanged: object, hostbed, tmp_p
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert res.stdout.count("ran-in-vnode") == 2, out
+    # VXLAN chosen from the adapter's capabilities; classic mode never tried
+    assert "vnetwork vnet: vxlan (auto: testbed ssh gives no layer 2" in out, out
+    coordinator_log = (tmp_path / "state" / "1" / "distemd.log").read_text(errors="replace")
+    assert "vnet" in coordinator_log, coordinator_log[-3000:]  # it logged the build
+    assert "l2 probe" not in coordinator_log, coordinator_log[-3000:]
     assert f"coordinator http://{m1.address}:4567" in out
     assert f"root@{m1.address} via root@{gateway.address}" in out
     assert re.search(r"released\s*│\s*True", res.stderr), res.stderr
