@@ -71,13 +71,23 @@ def test_ssh_machines_through_a_gateway(kernel_unchanged: object, hostbed, tmp_p
         "PYDISTEM_LOG_FILE": str(tmp_path / "distemd.log"),
     }
     res = bed.operator_run(
-        [DISTEM, "deploy", str(platform), "--run", "echo ran-in-vnode"], env=env, timeout=240
+        [
+            DISTEM,
+            "deploy",
+            str(platform),
+            "--run",
+            "echo ran-in-vnode; ip -o link show if0",
+        ],
+        env=env,
+        timeout=240,
     )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert res.stdout.count("ran-in-vnode") == 2, out
-    # VXLAN chosen from the adapter's capabilities; classic mode never tried
+    # VXLAN chosen from the adapter's capabilities (the vifaces got VXLAN's MTU), even
+    # though the bootstrap found eth0 carrying foreign MACs; classic mode never tried
     assert "vnetwork vnet: vxlan (auto: testbed ssh gives no layer 2" in out, out
+    assert res.stdout.count("mtu 1450") == 2, res.stdout
     coordinator_log = (tmp_path / "state" / "1" / "distemd.log").read_text(errors="replace")
     assert "vnet" in coordinator_log, coordinator_log[-3000:]  # it logged the build
     assert "l2 probe" not in coordinator_log, coordinator_log[-3000:]
