@@ -6,10 +6,15 @@ Routes mirror :class:`pydistem.agent.service.Agent` one to one under
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from pydistem import __version__
 from pydistem.agent.service import Agent
@@ -79,6 +84,20 @@ def vnodes_routes(request: Request, body: Doc) -> dict[str, str | None]:
     if not isinstance(plan, dict):
         raise ValidationError("plan", "a mapping vnode -> {routes, forward}")
     return _agent(request).vnodes_routes(plan)
+
+
+@router.get("/vnodes/{name}/rootfs")
+def vnode_rootfs(request: Request, name: str) -> FileResponse:
+    agent = _agent(request)
+    folder = Path(tempfile.mkdtemp(prefix="rootfs-", dir=agent.state_dir))
+    dest = folder / f"{name}.tgz"
+    try:
+        agent.vnode_rootfs_archive(name, dest)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    background = BackgroundTask(shutil.rmtree, folder, True)
+    return FileResponse(dest, media_type="application/gzip", background=background)
 
 
 @router.post("/vnodes/ports")

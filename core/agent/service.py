@@ -645,6 +645,12 @@ class Agent:
 
         return self._parallel(list(plan), one, lambda n: n)
 
+    def vnode_rootfs_archive(self, name: str, dest: Path) -> None:
+        """Write a gzip tarball of the running vnode's root filesystem to ``dest``
+        (see :meth:`Runtime.rootfs_archive`). NotFound, Conflict, Unsupported."""
+        v = self._get(name)
+        self.runtime(v.runtime).rootfs_archive(self._ctx(v), dest)
+
     def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]:
         """vnode -> whether TCP ``port`` is open on its default address (127.0.0.1 for
         a vnode with no viface), tried from inside its network namespace; a vnode

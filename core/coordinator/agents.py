@@ -7,6 +7,7 @@ knows which one it holds.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -55,6 +56,7 @@ class AgentLink(Protocol):
     def l2_send(self, interface: str, nonce: str, sender: str) -> None: ...
     def vnodes_routes(self, plan: dict[str, dict[str, Any]]) -> dict[str, str | None]: ...
     def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]: ...
+    def vnode_rootfs_archive(self, name: str, dest: Path) -> None: ...
 
 
 class HttpAgentLink:
@@ -105,6 +107,21 @@ class HttpAgentLink:
 
     def vnodes_port_open(self, names: list[str], port: int) -> dict[str, bool]:
         return dict(self._call("POST", "/vnodes/ports", {"names": names, "port": port}))
+
+    def vnode_rootfs_archive(self, name: str, dest: Path) -> None:
+        """Stream the agent's tarball into ``dest`` (removed again on failure)."""
+        try:
+            with self._http.stream("GET", f"/vnodes/{name}/rootfs") as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    data = resp.json() if resp.content else None
+                    raise errors.from_dict(data if isinstance(data, dict) else {}, resp.status_code)
+                with dest.open("wb") as out:
+                    for chunk in resp.iter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            dest.unlink(missing_ok=True)
+            raise errors.AgentUnreachable(self.pnode, f"{type(exc).__name__}: {exc}") from None
 
     def vnetwork_remove(self, name: str) -> None:
         self._call("DELETE", f"/vnetworks/{name}")

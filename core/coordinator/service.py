@@ -16,6 +16,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -528,6 +529,15 @@ class Coordinator:
     def viface_detach(self, vnode: str, viface: str) -> VIface:
         """Detach a viface of a vnode not built yet from its vnetwork (it stays)."""
         return vnode_update.viface_detach(self, vnode, viface)
+
+    def vnode_rootfs_archive(self, vnode: str, dest: Path) -> None:
+        """Write a gzip tarball of the root filesystem of a running (or frozen) vnode to
+        ``dest`` on this machine. Conflict when it does not run; Unsupported for a
+        runtime without a root filesystem of its own (``netns``)."""
+        v = self._get_vnode(vnode)
+        if v.status not in ("RUNNING", "FROZEN"):
+            raise Conflict(f"vnode {vnode} is {v.status}: start it to archive its filesystem")
+        self.link(str(v.host)).vnode_rootfs_archive(vnode, dest)
 
     def vnode_cpu_update(self, vnode: str, cpu: dict[str, Any]) -> Any:
         """Change some fields of a vnode's CPU limit, live (see coordinator/limits.py)."""

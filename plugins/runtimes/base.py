@@ -101,6 +101,15 @@ class Runtime(abc.ABC):
 
         raise Unsupported(f"runtime {self.name} cannot unfreeze vnodes")
 
+    def rootfs_archive(self, ctx: VNodeContext, dest: Path) -> None:
+        """Write a gzip tarball of the root filesystem the running vnode sees to ``dest``
+        (the contents of ``/proc``, ``/sys`` and ``/dev`` left out). Raises Conflict if
+        the vnode does not run, Unsupported if the runtime has no root filesystem of
+        its own."""
+        from pydistem.errors import Unsupported
+
+        raise Unsupported(f"runtime {self.name} has no root filesystem of its own to archive")
+
     def cgroup_dirs(self, ctx: VNodeContext) -> list[Path]:
         """The control-group folders that hold every process of the running vnode (one
         per v1 hierarchy, or the one v2 folder); CPU and memory limits are written

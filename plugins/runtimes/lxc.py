@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -157,6 +158,37 @@ def _stop_container(name: str, lxcpath: str, state: str | None = None) -> None:
     res = _run(["lxc-stop", "-n", name, "-P", lxcpath, "-k"])
     if res.returncode not in (0, 2):  # 2: was not running
         raise KernelError(f"lxc-stop {name}", res.stderr.strip() or f"exit {res.returncode}")
+
+
+#: what rootfs archives keep as empty folders (pseudo filesystems of the running vnode)
+PSEUDO = ("./proc", "./sys", "./dev")
+
+
+def _add_tree(tar: tarfile.TarFile, path: str, arcname: str) -> None:
+    """Add ``path`` and what it holds under ``arcname``, without following symlinks,
+    skipping what vanishes meanwhile (a live vnode) and sockets, not descending into
+    :data:`PSEUDO`."""
+    try:
+        info = tar.gettarinfo(path, arcname)
+    except FileNotFoundError:
+        return
+    if info is None:  # a socket
+        return
+    if info.isreg():
+        try:
+            with open(path, "rb") as data:
+                tar.addfile(info, data)
+        except FileNotFoundError:
+            return
+    else:
+        tar.addfile(info)
+    if info.isdir() and arcname not in PSEUDO:
+        try:
+            children = sorted(os.listdir(path))
+        except FileNotFoundError:
+            return
+        for child in children:
+            _add_tree(tar, os.path.join(path, child), f"{arcname}/{child}")
 
 
 def clean_lxc(entry: Entry) -> None:
@@ -463,6 +495,24 @@ class LxcRuntime(Runtime):
                 self.journal.remove("dir", str(path))
             shutil.rmtree(workdir / "rootfs.tmp", ignore_errors=True)
             (workdir / "lxc.log").unlink(missing_ok=True)
+
+    def rootfs_archive(self, ctx: VNodeContext, dest: Path) -> None:
+        """A gzip tarball of the vnode's root as its init sees it (``/proc/<pid>/root``:
+        the overlay merged, the vnode's own changes in), written to ``dest``. Running or
+        frozen vnodes only (Conflict otherwise)."""
+        pid = self.init_pid(ctx)
+        if pid is None:
+            raise Conflict(
+                f"vnode {ctx.vnode.name} is not running: start it to archive its filesystem"
+            )
+        root = f"/proc/{pid}/root/"  # the slash: the directory, not the magic link
+        try:
+            with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
+                _add_tree(tar, root, ".")
+        except OSError as exc:
+            dest.unlink(missing_ok=True)
+            what = f"archive the root filesystem of {ctx.vnode.name}"
+            raise KernelError(what, str(exc)) from None
 
     def freeze(self, ctx: VNodeContext) -> None:
         """Suspend the vnode's processes (freezer cgroup). Raises Conflict if not running."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-from compat_daemon import FORM, RUBY_HEADERS, distemd, www_form
+from compat_daemon import FORM, RUBY_HEADERS, distemd, free_port, www_form
 
+import pydistem.testing
+from pydistem.coordinator.agents import HttpAgentLink
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
+from pydistem.errors import NotFound
 from pydistem.images.build import build_busybox
+from pydistem.model.specs import VNode
 
 pytestmark = [
     pytest.mark.kernel,
@@ -238,3 +246,86 @@ def test_wait_vnodes_polls_the_tcp_port(h: httpx.Client, image: Path) -> None:
     assert call(h, "POST", "/wait_vnodes", opts={"vnodes": "w2", "timeout": 2}) == ["false"]
     run(h, "w2", "httpd -p 22 -h /tmp && echo up")
     assert call(h, "POST", "/wait_vnodes", opts={"vnodes": "w2", "timeout": 30}) == ["true"]
+
+
+def test_vfilesystem_image_is_the_running_vnodes_root(
+    h: httpx.Client, image: Path, tmp_path: Path
+) -> None:
+    """``GET /vnodes/:v/filesystem/image`` (and the native ``/rootfs``): a gzip tarball
+    of the root the vnode sees, its own changes in, the pseudo filesystems left out."""
+    call(h, "POST", "/pnodes", target=["localhost"])
+    desc = {"vfilesystem": {"image": str(image), "shared": True}, "status": "RUNNING"}
+    call(h, "POST", "/vnodes", names=["img1", "img2"], desc=desc, ssh_key={})
+    run(h, "img1", "echo from-img1 > /root/result.txt && rm /etc/os-release && echo ok")
+    r = h.get("/vnodes/img1/filesystem/image", headers=RUBY_HEADERS)
+    assert r.status_code == 200, r.headers.get(ERROR_HEADER)
+    assert r.headers["content-type"] == "application/gzip"
+    (tmp_path / "img1.tgz").write_bytes(r.content)
+    with tarfile.open(tmp_path / "img1.tgz") as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("./root/result.txt").read() == b"from-img1\n"  # type: ignore[union-attr]
+        assert tar.extractfile("./etc/hostname").read() == b"img1\n"  # type: ignore[union-attr]
+    assert "./etc/os-release" not in names, "a file the vnode removed is not in it"
+    assert {"./bin/sh", "./proc", "./sys", "./dev"} <= names
+    assert not [n for n in names if n.startswith(("./proc/", "./sys/", "./dev/"))]
+    # the native route gives the same root (img2 untouched: the image's os-release)
+    token = (tmp_path / "state" / "token").read_text().strip()
+    r = h.get("/api/v1/vnodes/img2/rootfs", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    (tmp_path / "img2.tgz").write_bytes(r.content)
+    with tarfile.open(tmp_path / "img2.tgz") as tar:
+        assert "./etc/os-release" in tar.getnames()
+        assert "./root/result.txt" not in tar.getnames()
+    call(h, "PUT", "/vnodes/img1", type="stop")
+    r = call(h, "GET", "/vnodes/img1/filesystem/image", 404)
+    assert r.headers[ERROR_HEADER].startswith("BusyResourceError")
+    assert (
+        call(h, "GET", "/vnodes/nope/filesystem/image", 404)
+        .headers[ERROR_HEADER]
+        .startswith("ResourceNotFoundError")
+    )
+    assert not list(Path("/tmp").glob("pydistem-rootfs-*")), "temporary copies are removed"
+
+
+def test_rootfs_archive_over_the_agent_http_link(
+    kernel_unchanged: object, image: Path, tmp_path: Path
+) -> None:
+    """A vnode on another pnode: the coordinator's HttpAgentLink streams the agent's
+    tarball (an agent-only ``distemd``); an error comes back as ours, leaving no file."""
+    state = tmp_path / "agent"
+    state.mkdir()
+    agent_port = free_port()
+    argv = [str(Path(sys.executable).with_name("distemd")), "--port", str(agent_port)]
+    argv += ["--state-dir", str(state), "--tag", pydistem.testing.unique_tag()]
+    with (state / "log").open("w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    link = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "token").exists() or not _listening(agent_port):
+            assert proc.poll() is None and time.monotonic() < deadline, (state / "log").read_text()
+            time.sleep(0.1)
+        token = (state / "token").read_text().strip()
+        link = HttpAgentLink("p2", f"http://127.0.0.1:{agent_port}", token)
+        vnode = VNode(name="far", image=str(image))
+        assert link.vnodes_start([vnode]) == {"far": None}
+        dest = tmp_path / "far.tgz"
+        link.vnode_rootfs_archive("far", dest)
+        with tarfile.open(dest) as tar:
+            assert tar.extractfile("./etc/hostname").read() == b"far\n"  # type: ignore[union-attr]
+        missing = tmp_path / "none.tgz"
+        with pytest.raises(NotFound):
+            link.vnode_rootfs_archive("ghost", missing)
+        assert not missing.exists()
+        assert not [p for p in state.iterdir() if p.name.startswith("rootfs-")]
+    finally:
+        if link is not None:
+            link.clean()
+            link.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

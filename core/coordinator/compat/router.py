@@ -66,6 +66,8 @@ async def _serve(request: Request, handler: Callable[[Coordinator, Form], Any]) 
         return error_response(exc)
     except PydistemError as exc:
         return error_response(translate(exc))
+    if isinstance(result, Response):  # a file (the vnode filesystem image)
+        return result
     if isinstance(result, str):
         return Response(result, media_type="application/json;charset=utf-8")
     return Response(json.dumps(result, indent=2), media_type="application/json;charset=utf-8")

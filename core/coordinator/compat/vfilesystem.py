@@ -2,15 +2,16 @@
 
 ``shared``/``cow`` map to pydistem's overlay or private copy (see
 :func:`.shapes.vfilesystem_desc`); ``disk_throttling`` answers 501. The image
-download (``.../filesystem/image``) answers 501 too.
+download (``.../filesystem/image``) is a gzip tarball of the running vnode's root.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydistem.coordinator.archive import archive_response
 from pydistem.coordinator.compat import shapes
-from pydistem.coordinator.compat.encoding import DistemError, not_found, not_implemented
+from pydistem.coordinator.compat.encoding import DistemError, not_found
 from pydistem.coordinator.compat.router import Form, _desc, _get_vnode, _route, _vnode
 from pydistem.coordinator.service import Coordinator
 
@@ -51,4 +52,6 @@ def vfilesystem_update(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]
 
 @_route("GET", "/vnodes/{vnode}/filesystem/image")
 def vfilesystem_image(c: Coordinator, form: Form, vnode: str) -> Any:
-    raise not_implemented("vfilesystem image download", "pydistem serves no rootfs archives")
+    """The vnode's root filesystem as a gzip tarball (Distem served it on the pnode)."""
+    _get_vnode(c, vnode)
+    return archive_response(c, vnode)

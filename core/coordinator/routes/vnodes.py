@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
+from fastapi.responses import FileResponse
 
+from pydistem.coordinator.archive import archive_response
 from pydistem.coordinator.routes import coordinator
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import ValidationError
@@ -112,6 +114,11 @@ def vnode_remove(c: C, name: str) -> dict[str, Any]:
 def vnode_execute(c: C, name: str, body: Doc) -> dict[str, Any]:
     command, timeout = _command(body)
     return _exec(c.vnode_execute(name, command, timeout))
+
+
+@router.get("/vnodes/{name}/rootfs")
+def vnode_rootfs(c: C, name: str) -> FileResponse:
+    return archive_response(c, name)
 
 
 @router.post("/vnodes/{name}/vifaces")
