@@ -215,8 +215,9 @@ def _probe_uplinks(run: _Run, standing: list[MachineReport]) -> None:
         if v.carries_foreign_macs is False:
             r.warnings.append(
                 f"uplink {v.interface} {v.why}: classic vnetworks on {v.interface} cannot "
-                "reach vnodes here (no promiscuous mode, as Xen/KVM virtual NICs); VXLAN "
-                "and routed vnetworks work (network_type vxlan or auto)"
+                "reach vnodes here (a NIC without promiscuous mode, as Xen/KVM virtual NICs, "
+                "or no L2 segment shared with the other machines); VXLAN and routed "
+                "vnetworks work (network_type vxlan or auto)"
             )
         elif v.carries_foreign_macs is None and found[r.id].error is not None:
             r.warnings.append(f"{v.why}; the coordinator probes again for classic vnetworks")

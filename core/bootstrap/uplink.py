@@ -140,6 +140,9 @@ def probe(machines: Sequence[tuple[str, Session, MachinePaths]]) -> dict[str, Up
         list(pool.map(lambda mid: _ok(sessions[mid], f"touch {marks[mid]}.stop"), stop))
     for t in threads.values():
         t.join(LISTEN_LIMIT + 60)
+    with ThreadPoolExecutor(max(1, min(32, len(live))), thread_name_prefix="l2probe") as pool:
+        # a listener that ended by itself as its stop file was made leaves that file
+        list(pool.map(lambda mid: _ok(sessions[mid], f"rm -f {marks[mid]}.*"), sessions))
     return uplinks
 
 
