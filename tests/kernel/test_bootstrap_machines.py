@@ -160,6 +160,7 @@ def test_fresh_hosts_old_iproute2_and_an_uplink_without_promiscuous_mode(
         report = prepare(machines, options, lambda r, p, s: events.append((r.id, p, s)))
     try:
         _check(bed, tmp_path, report, events)
+        _check_again(bed, report, machines, options)
     finally:
         with bed.operator():
             down = teardown(machines, options)
@@ -257,6 +258,25 @@ def _check(bed, tmp_path: Path, report, events) -> None:
                 },
             )
         assert "drops frames for MAC addresses that are not its own" in str(refused.value)
+
+
+def _check_again(bed, first, machines, options) -> None:
+    """A second run finds every new venv, upgrade and distemd in place and changes
+    nothing; it shows host4's fixed NIC, while the running pnode keeps its verdict."""
+    with bed.operator():
+        again = prepare(machines, options)
+    assert again.ok and again.token == first.token
+    m1, m2, m3, m4, m5 = again.machines
+    for m in (m1, m2, m4, m5):
+        assert m.state == "ready", (m.id, m.phase, m.reason)
+        assert m.actions == [], (m.id, m.actions)
+        assert m.facts["pydistem"].endswith("(already installed)")
+        assert "already running" in m.facts["distemd"]
+    assert (m3.state, m3.phase) == ("failed", "iproute2")
+    assert m4.facts["uplink"]["foreign_macs"] is True  # its nft rule is gone
+    with bed.operator(), Client(again.url, token=again.token, timeout=60) as client:
+        pnode = next(p for p in client.pnodes_info() if p["id"] == m4.id)
+    assert pnode["features"]["l2:eth0"] is False  # RUNNING: kept (distem pnode probe)
 
 
 def packages_version(bed, host) -> str:

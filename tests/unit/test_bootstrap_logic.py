@@ -307,3 +307,8 @@ def test_cli_bad_machine_file_and_key_exit_2_and_touch_nothing(tmp_path: Path, c
     bad.write_text("node-1\n")
     assert main(["bootstrap", "-f", str(bad), "--key", str(tmp_path / "nokey")]) == 2
     assert "key: SSH key" in capsys.readouterr().err
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    missing = tmp_path / "no-wheels"
+    assert main(["bootstrap", "-f", str(bad), "--key", str(key), "--wheelhouse", str(missing)]) == 2
+    assert f"wheelhouse: {missing} is not a directory" in capsys.readouterr().err
