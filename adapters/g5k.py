@@ -151,6 +151,14 @@ class G5kOptions(Options):
             raise ValidationError("environment_file", "give `environment` or a file, not both")
         if self.kavlan and not (self.environment or self.environment_file):
             raise ValidationError("kavlan", "a KaVLAN needs a deployed `environment`")
+        if self.kavlan == "kavlan-local" and self.gateway in ("auto", "none"):
+            raise ValidationError(
+                "kavlan",
+                "kavlan-local is isolated: its nodes answer only through the VLAN's own SSH "
+                "gateway (kavlan-<id> on the site), which pydistem does not chain behind "
+                "access.grid5000.fr; use kavlan (routed), or give that "
+                "gateway as `gateway` (from a frontend)",
+            )
         if self.key is not None and not self.key.is_file():
             raise ValidationError("key", f"{self.key} is not a readable file")
         return self

@@ -39,6 +39,10 @@ def test_builtin_adapters_are_entry_points() -> None:
         ({"adapter": "g5k", "site": "rennes", "nodes": 0}, "testbed.nodes"),
         ({"adapter": "g5k", "site": "Rennes!"}, "testbed.site"),
         ({"adapter": "g5k", "site": "rennes", "kavlan": "kavlan"}, "testbed.kavlan"),
+        (
+            {"adapter": "g5k", "site": "rennes", "environment": "e", "kavlan": "kavlan-local"},
+            "testbed.kavlan",
+        ),
         ({"adapter": "g5k", "site": "rennes", "subnets": "slash_8=1"}, "testbed.subnets"),
         ({"adapter": "g5k", "site": "rennes", "gateway": "a b"}, "testbed.gateway"),
         (
@@ -94,6 +98,7 @@ def test_g5k_oarsub_command_line() -> None:
             "environment": "debian12-min",
             "subnets": "slash_22=1",
             "kavlan": "kavlan-local",
+            "gateway": "alice@kavlan-1.rennes.grid5000.fr",  # an isolated VLAN's own
             "name": "exp1",
         }
     )
