@@ -310,13 +310,30 @@ class Agent:
         except KeyError:
             raise NotFound("vnode", name) from None
 
+    def _drop_changed_vifaces(self, old: VNode, new: VNode) -> None:
+        """Delete the veths of the vifaces removed, detached or changed since ``old``
+        was built: a stopped vnode's namespace keeps them, and ``new`` rebuilds the
+        changed ones. Idempotent."""
+        kept = {(i.name, i.vnetwork, i.address, i.macaddress) for i in new.vifaces}
+        ipr = self._ipr()
+        for vif in old.vifaces:
+            if vif.vnetwork and (vif.name, vif.vnetwork, vif.address, vif.macaddress) not in kept:
+                host = self.veth_name(old.name, vif.name)
+                netlink.link_delete(ipr, host)
+                self.journal.remove("link", host)
+                if self._shaper is not None:
+                    self._shaper.clear(host, self.journal)
+
     def _start_one(self, vnode: VNode, etc_hosts: str) -> None:
         ctx = self._ctx(vnode, etc_hosts)
         self.journal.add("dir", str(ctx.workdir))
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         (ctx.workdir / "spec.json").write_text(vnode.model_dump_json())
         with self._lock:
+            old = self._vnodes.get(vnode.name)
             self._vnodes[vnode.name] = vnode
+        if old is not None:
+            self._drop_changed_vifaces(old, vnode)
         netlink.netns_create(self.netns_name(vnode.name), self.journal)
         ipr = self._ipr()
         fresh: set[str] = set()  # vifaces whose veth was created just now

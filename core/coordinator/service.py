@@ -523,11 +523,11 @@ class Coordinator:
         return vnode_update.set_host(self, vnode, host)
 
     def viface_attach(self, vnode: str, viface: str, data: dict[str, Any]) -> VIface:
-        """Attach a viface of a vnode not built yet to a vnetwork (or move it)."""
+        """Attach a viface of a vnode that does not run to a vnetwork (or move it)."""
         return vnode_update.viface_attach(self, vnode, viface, data)
 
     def viface_detach(self, vnode: str, viface: str) -> VIface:
-        """Detach a viface of a vnode not built yet from its vnetwork (it stays)."""
+        """Detach a viface of a vnode that does not run from its vnetwork (it stays)."""
         return vnode_update.viface_detach(self, vnode, viface)
 
     def vnode_rootfs_archive(self, vnode: str, dest: Path) -> None:

@@ -1,5 +1,6 @@
 """Changes to an existing vnode: its mode (IPv4 forwarding), its pnode before it is
-built, and attaching or detaching one of its vifaces before it is built.
+built, and attaching or detaching one of its vifaces while it does not run (the
+pnode agent rebuilds the changed vifaces at the next start).
 
 The :class:`~pydistem.coordinator.service.Coordinator` methods ``vnode_mode``,
 ``vnode_host``, ``viface_attach`` and ``viface_detach`` call these; each one checks
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 MODES = ("NORMAL", "GATEWAY")
 #: states in which a vnode's namespace exists on its pnode (its forwarding can be set)
 BUILT = ("RUNNING", "FROZEN", "DOWN")
+#: states in which a vnode's vifaces may change (rebuilt by the next start)
+STOPPED = ("INIT", "DOWN", "FAILED")
 
 
 def set_mode(c: Coordinator, name: str, mode: str) -> VNode:
@@ -80,11 +83,8 @@ def _unbuilt(c: Coordinator, vnode: str, viface: str, what: str) -> tuple[VNode,
     vif = next((i for i in v.vifaces if i.name == viface), None)
     if vif is None:
         raise NotFound("viface", f"{vnode}.{viface}")
-    if v.status != "INIT":
-        raise Conflict(
-            f"vnode {vnode} is {v.status}: {what} viface {viface} before the vnode is "
-            "first started (or remove the viface and create it again while it is stopped)"
-        )
+    if v.status not in STOPPED:
+        raise Conflict(f"vnode {vnode} is {v.status}: stop it to {what} viface {viface}")
     return v, vif
 
 
@@ -99,8 +99,8 @@ def _not_a_gateway(c: Coordinator, v: VNode, vif: VIface) -> None:
 
 
 def viface_detach(c: Coordinator, vnode: str, viface: str) -> VIface:
-    """Detach a viface of a vnode not built yet: no vnetwork, no address (released),
-    no traffic limits; the viface stays. Idempotent."""
+    """Detach a viface of a vnode that does not run (INIT, DOWN, FAILED): no vnetwork,
+    no address (released), no traffic limits; the viface stays. Idempotent."""
     with c._lock:
         v, vif = _unbuilt(c, vnode, viface, "detach")
         _not_a_gateway(c, v, vif)
@@ -113,7 +113,7 @@ def viface_detach(c: Coordinator, vnode: str, viface: str) -> VIface:
 
 
 def viface_attach(c: Coordinator, vnode: str, viface: str, data: dict[str, Any]) -> VIface:
-    """Attach (or move) a viface of a vnode not built yet to a vnetwork: ``data`` has
+    """Attach (or move) a viface of a vnode that does not run to a vnetwork: ``data`` has
     ``vnetwork`` and/or ``address``, optional ``macaddress``, ``default``, ``input``,
     ``output`` (limits not given are kept)."""
     with c._lock:

@@ -161,7 +161,7 @@ def test_gateway_mode_and_a_saved_platform_with_vroutes(h: httpx.Client, image: 
 
 def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, image: Path) -> None:
     """What ``PUT /vnodes/:v`` (type=update) and ``PUT /vnodes/:v/ifaces/:i`` change on a
-    vnode not built yet, and the Distem errors once it is."""
+    vnode not built yet, the Distem errors while it runs, the vifaces of a stopped one."""
     d = _python_distem(port)
     d.pnode_init(["localhost"])
     d.vnetwork_create("vnet1", "10.163.0.0/24")
@@ -215,6 +215,18 @@ def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, imag
     # traffic still changes live
     vif = d.viface_update("x", "if1", {"output": {"bandwidth": {"rate": "5mbps"}}})
     assert vif["output"] == {"bandwidth": {"rate": "5mbps"}}
+    # stopped: vifaces change again, and the next start rebuilds them
+    d.vnode_stop("x")
+    assert d.viface_update("x", "if1")["vnetwork"] is None
+    assert d.viface_update("x", "if0", {"address": "10.163.0.9"})["address"] == "10.163.0.9/24"
+    r = call(h, "PUT", "/vnodes/x", 404, desc={"host": "localhost"}, type="update")
+    assert "fixed once it is built" in r.headers[ERROR_HEADER]
+    assert d.vnode_start("x")["status"] == "RUNNING"
+    addresses = run(h, "x", "ip -o -4 addr show")
+    assert any("if0" in line and "10.163.0.9/24" in line for line in addresses), addresses
+    assert not any("10.164.0.7" in line for line in addresses), addresses
+    links = " ".join(run(h, "x", "ip -o link show"))
+    assert " if0" in links and " if1" not in links, links
 
 
 def test_wait_vnodes_polls_the_tcp_port(h: httpx.Client, image: Path) -> None:
