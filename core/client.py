@@ -409,6 +409,41 @@ class Client(EventsMixin, LimitsCalls):
         """Remove a viface; raises NotFound."""
         return self._request("DELETE", f"/vnodes/{vnode}/vifaces/{name}")
 
+    def viface_attach(self, vnode: str, name: str, desc: dict[str, Any]) -> Json:
+        """Attach (or move) a viface of a vnode that does not run: ``desc``
+        ``{'vnetwork': 'vnet', 'address'?: ip}``. Raises ValidationError, Conflict."""
+        return self._request("POST", f"/vnodes/{vnode}/vifaces/{name}/attach", desc)
+
+    def viface_detach(self, vnode: str, name: str) -> Json:
+        """Detach a viface of a vnode that does not run (it stays, unattached)."""
+        return self._request("POST", f"/vnodes/{vnode}/vifaces/{name}/detach", {})
+
+    def vnode_mode(self, vnode: str, gateway: bool = True) -> Json:
+        """Distem's ``vnode_mode``: ``GATEWAY`` (IPv4 forwarding on, live) or ``NORMAL``."""
+        body = {"mode": "GATEWAY" if gateway else "NORMAL"}
+        return self._request("PUT", f"/vnodes/{vnode}/mode", body)
+
+    def vnode_host(self, vnode: str, host: str | None) -> Json:
+        """Move a vnode never started to pnode ``host`` (None: placed again)."""
+        return self._request("PUT", f"/vnodes/{vnode}/host", {"host": host})
+
+    def vfilesystem_image(self, vnode: str, target: str | Path = ".") -> Path:
+        """Distem's ``vfilesystem_image``: download the running vnode's root filesystem
+        as ``<target>/<vnode>.tgz``; returns that path. Raises Conflict (not running)."""
+        dest = Path(target) / f"{vnode}.tgz"
+        timeout = httpx.Timeout(self.timeout + 600, connect=10.0)
+        with self._http.stream(
+            "GET", f"/vnodes/{vnode}/rootfs", headers=self._auth(), timeout=timeout
+        ) as resp:
+            if not resp.is_success:
+                resp.read()
+                data = resp.json() if resp.content else {}
+                raise errors.from_dict(data if isinstance(data, dict) else {}, resp.status_code)
+            with dest.open("wb") as out:
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+        return dest
+
     def vinput_update(self, vnode: str, viface: str, desc: dict[str, Any] | None) -> Json:
         """Set the inbound limits of a viface: ``{'bandwidth': '10mbit', 'latency': '5ms',
         'loss': '1%', ...}`` (None removes them); the outbound limits are kept.

@@ -116,6 +116,29 @@ def vnode_execute(c: C, name: str, body: Doc) -> dict[str, Any]:
     return _exec(c.vnode_execute(name, command, timeout))
 
 
+@router.put("/vnodes/{name}/mode")
+def vnode_mode(c: C, name: str, body: Doc) -> dict[str, Any]:
+    return c.vnode_dict(c.vnode_mode(name, str(body.get("mode"))))
+
+
+@router.put("/vnodes/{name}/host")
+def vnode_host(c: C, name: str, body: Doc) -> dict[str, Any]:
+    host = body.get("host")
+    if host is not None and not isinstance(host, str):
+        raise ValidationError("host", "a pnode id, hostname or address (or null: placed again)")
+    return c.vnode_dict(c.vnode_host(name, host))
+
+
+@router.post("/vnodes/{name}/vifaces/{viface}/attach")
+def viface_attach(c: C, name: str, viface: str, body: Doc) -> dict[str, Any]:
+    return c.viface_attach(name, viface, body).model_dump()
+
+
+@router.post("/vnodes/{name}/vifaces/{viface}/detach")
+def viface_detach(c: C, name: str, viface: str) -> dict[str, Any]:
+    return c.viface_detach(name, viface).model_dump()
+
+
 @router.get("/vnodes/{name}/rootfs")
 def vnode_rootfs(c: C, name: str) -> FileResponse:
     return archive_response(c, name)
