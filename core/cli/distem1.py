@@ -82,7 +82,12 @@ _OPTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
     "remove-vnode": ("optarg", (), (), "[V]  remove a vnode (all without V)"),
     "copy-to": ("subopts", ("vnode", "src", "dest"), ("user",), "(not supported)"),
     "copy-from": ("subopts", ("vnode", "src", "dest"), ("user",), "(not supported)"),
-    "get-image": ("subopts", ("vnode",), ("dest",), "(not supported)"),
+    "get-image": (
+        "subopts",
+        ("vnode",),
+        ("dest",),
+        "vnode=V[,dest=DIR]  the running vnode's root filesystem as DIR/V.tgz",
+    ),
     "shell": ("arg", (), (), "(not supported; use `distem execute V -- sh`)"),
     "execute": ("subopts", ("vnode", "command"), ("user",), "vnode=V,command=CMD"),
     "create-vnetwork": ("subopts", ("vnetwork", "address"), (), "vnetwork=NET,address=CIDR"),
@@ -137,7 +142,6 @@ _OPTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
 _UNSUPPORTED = {
     "copy-to": "copy files with `distem execute` or through the vnode's shared rootfs",
     "copy-from": "copy files with `distem execute` or through the vnode's shared rootfs",
-    "get-image": "images are built with `distem image build`",
     "shell": "use `distem execute V -- sh -c '...'`",
     "set-global-etchosts": "not in pydistem's native API",
     "set-global-arptable": "not in pydistem's native API",
@@ -303,6 +307,9 @@ def _add(plan: Plan, name: str, value: str | None) -> None:
         calls.append(Call("vnode_" + name.split("-")[0], (value,)))
     elif name == "remove-vnode":
         calls.append(Call("vnode_remove", (value,)) if value else Call("vnodes_remove"))
+    elif name == "get-image":
+        args = (subopts["vnode"], subopts.get("dest") or ".")
+        calls.append(Call("vfilesystem_image", args, show="none"))
     elif name == "execute":
         calls.append(Call("vnode_execute", (subopts["vnode"], subopts["command"]), show="lines"))
     elif name == "create-vroute":

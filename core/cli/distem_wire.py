@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -158,6 +159,20 @@ class DistemWireClient:
         """Distem returns the output lines only: exit status 0 unless the call fails."""
         lines = self._call("POST", f"/vnodes/{self._name(name)}/commands", command=command)
         return ExecResult("".join(f"{line}\n" for line in lines or []), "", 0)
+
+    def vfilesystem_image(self, name: str, target: str = ".") -> Path:
+        """``GET /vnodes/V/filesystem/image`` (from the coordinator, where Distem's CLI
+        asked the vnode's pnode) written to ``<target>/<V>.tgz``."""
+        path = f"/vnodes/{self._name(name)}/filesystem/image"
+        try:
+            resp = self._http.get(path, headers={"Accept": "*/*"})
+        except httpx.TransportError as exc:
+            raise CoordinatorUnreachable(self.url, str(exc) or type(exc).__name__) from exc
+        if resp.status_code != 200:
+            raise DistemWireError(resp.status_code, resp.headers.get(ERROR_HEADER))
+        dest = Path(target) / f"{name}.tgz"
+        dest.write_bytes(resp.content)
+        return dest
 
     # ------------------------------------------------------------ vifaces
     def viface_create(self, vnode: str, name: str, desc: dict[str, Any]) -> Any:

@@ -261,7 +261,7 @@ def test_wait_vnodes_polls_the_tcp_port(h: httpx.Client, image: Path) -> None:
 
 
 def test_vfilesystem_image_is_the_running_vnodes_root(
-    h: httpx.Client, image: Path, tmp_path: Path
+    port: int, h: httpx.Client, image: Path, tmp_path: Path
 ) -> None:
     """``GET /vnodes/:v/filesystem/image`` (and the native ``/rootfs``): a gzip tarball
     of the root the vnode sees, its own changes in, the pseudo filesystems left out."""
@@ -288,6 +288,20 @@ def test_vfilesystem_image_is_the_running_vnodes_root(
     with tarfile.open(tmp_path / "img2.tgz") as tar:
         assert "./etc/os-release" in tar.getnames()
         assert "./root/result.txt" not in tar.getnames()
+    # distem --get-image, over Distem's wire and natively (the token from the environment)
+    distem = [str(Path(sys.executable).with_name("distem"))]
+    where = ["--coordinator", f"host=127.0.0.1,port={port}"]
+    for mode, env in (("wire", {}), ("native", {"PYDISTEM_TOKEN": token})):
+        dest = tmp_path / mode
+        dest.mkdir()
+        wire = ["--distem-wire"] if mode == "wire" else []
+        argv = [*distem, *wire, *where, "--get-image", f"vnode=img1,dest={dest}"]
+        out = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+        )
+        assert out.returncode == 0, (mode, out.stdout, out.stderr)
+        with tarfile.open(dest / "img1.tgz") as tar:
+            assert "./root/result.txt" in tar.getnames()
     call(h, "PUT", "/vnodes/img1", type="stop")
     r = call(h, "GET", "/vnodes/img1/filesystem/image", 404)
     assert r.headers[ERROR_HEADER].startswith("BusyResourceError")
