@@ -317,7 +317,8 @@ def test_rootfs_archive_over_the_agent_http_link(
     kernel_unchanged: object, image: Path, tmp_path: Path
 ) -> None:
     """A vnode on another pnode: the coordinator's HttpAgentLink streams the agent's
-    tarball (an agent-only ``distemd``); an error comes back as ours, leaving no file."""
+    tarball (an agent-only ``distemd``); an error comes back as ours, leaving no file.
+    The port poll of ``wait_vnodes`` goes over the same link."""
     state = tmp_path / "agent"
     state.mkdir()
     agent_port = free_port()
@@ -339,6 +340,10 @@ def test_rootfs_archive_over_the_agent_http_link(
         link.vnode_rootfs_archive("far", dest)
         with tarfile.open(dest) as tar:
             assert tar.extractfile("./etc/hostname").read() == b"far\n"  # type: ignore[union-attr]
+        # wait_vnodes' port poll over the same link (no viface: the vnode's loopback)
+        assert link.vnodes_port_open(["far", "ghost"], 2222) == {"far": False, "ghost": False}
+        assert link.vnode_execute("far", "httpd -p 2222 -h /tmp").exit_code == 0
+        assert link.vnodes_port_open(["far"], 2222) == {"far": True}
         missing = tmp_path / "none.tgz"
         with pytest.raises(NotFound):
             link.vnode_rootfs_archive("ghost", missing)
