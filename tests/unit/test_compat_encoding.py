@@ -230,3 +230,37 @@ def test_compat_refuses_callers_outside_the_allow_list() -> None:
         assert r.headers[encoding.ERROR_HEADER].startswith("ForbiddenError 127.0.0.1")
     finally:
         c.close()
+
+
+def test_vnode_mode_both_ways() -> None:
+    assert shapes.mode_desc("gateway") == "GATEWAY"
+    assert shapes.vnode_desc("n1", {"mode": "Normal"}, None)["mode"] == "NORMAL"
+    assert "mode" not in shapes.vnode_desc("n1", {}, None)
+    with pytest.raises(DistemError) as err:
+        shapes.vnode_desc("n1", {"mode": "router"}, None)
+    assert err.value.status == 400 and "mode" in err.value.message
+    v = VNode(name="n1", mode="GATEWAY")
+    assert shapes.vnode(v, 0, {}, {})["mode"] == "GATEWAY"
+
+
+def test_saved_vroutes_of_a_vplatform() -> None:
+    from pydistem.coordinator.compat.vplatform import _vroutes
+
+    saved = {
+        "name": "left",
+        "vroutes": {
+            "10.2.0.0/24": {
+                "id": "0",
+                "networksrc": "left",
+                "networkdst": "right",
+                "gateway": "10.1.0.2",
+            },
+        },
+    }
+    assert _vroutes(saved, 0) == [{"source": "left", "destination": "right", "gateway": "10.1.0.2"}]
+    no_src = {"name": "left", "vroutes": [{"networkdst": "right", "gateway": "10.1.0.2"}]}
+    assert _vroutes(no_src, 0)[0]["source"] == "left"
+    with pytest.raises(DistemError) as err:
+        _vroutes({"name": "left", "vroutes": {"x": {"networkdst": "right"}}}, 3)
+    assert err.value.status == 400 and "vnetworks[3].vroutes[0]" in err.value.message
+    assert _vroutes({"name": "left", "vroutes": {}}, 0) == []

@@ -3,6 +3,7 @@ the platform file's ``vroutes``."""
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from pydistem.agent import l2probe
@@ -128,6 +129,16 @@ def test_routes_for_each_vnode_and_forwarding_in_gateways() -> None:
         "forward": True,
     }
     assert plan["g2"]["forward"] and plan["b"]["forward"] is False
+
+
+def test_mode_gateway_forwards_without_any_vroute() -> None:
+    a = next(v for v in CHAIN_NODES if v.name == "a")
+    gw = a.model_copy(update={"mode": "GATEWAY"})
+    assert vroutes.routes_for(gw, CHAIN, []) == {"routes": [], "forward": True}
+    assert vroutes.routes_for(a, CHAIN, []) == {"routes": [], "forward": False}
+    assert VNode(name="x", mode="gateway").mode == "GATEWAY"  # any case
+    with pytest.raises(pydantic.ValidationError):
+        VNode(name="x", mode="ROUTER")
 
 
 def test_gateway_by_name_or_address_must_be_on_the_source() -> None:
