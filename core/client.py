@@ -423,6 +423,11 @@ class Client(EventsMixin, LimitsCalls):
         body = {"mode": "GATEWAY" if gateway else "NORMAL"}
         return self._request("PUT", f"/vnodes/{vnode}/mode", body)
 
+    def vnode_ssh_key(self, vnode: str, key: dict[str, str] | None) -> Json:
+        """Replace the SSH keys (``{'public', 'private'}``; None removes them) of a vnode
+        that does not run; installed at its next start."""
+        return self._request("PUT", f"/vnodes/{vnode}/ssh_key", key or {})
+
     def vnode_host(self, vnode: str, host: str | None) -> Json:
         """Move a vnode never started to pnode ``host`` (None: placed again)."""
         return self._request("PUT", f"/vnodes/{vnode}/host", {"host": host})

@@ -522,6 +522,10 @@ class Coordinator:
         """Move a vnode not built yet to another pnode (None: placed again)."""
         return vnode_update.set_host(self, vnode, host)
 
+    def vnode_ssh_key(self, vnode: str, key: dict[str, Any] | None) -> VNode:
+        """Replace the SSH keys of a vnode that does not run (installed at its next start)."""
+        return vnode_update.set_ssh_key(self, vnode, key)
+
     def viface_attach(self, vnode: str, viface: str, data: dict[str, Any]) -> VIface:
         """Attach a viface of a vnode that does not run to a vnetwork (or move it)."""
         return vnode_update.viface_attach(self, vnode, viface, data)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydistem.coordinator import placement, vroutes
 from pydistem.errors import Conflict, NotFound, PydistemError, ValidationError
-from pydistem.model.specs import VIface, VNode
+from pydistem.model.specs import SshKey, VIface, VNode
 from pydistem.model.validate import parse
 
 if TYPE_CHECKING:
@@ -74,6 +74,19 @@ def set_host(c: Coordinator, name: str, host: str | None) -> VNode:
         placement.place([new], others, c.pnodes, c.vnets, {}, lambda i: "")
         c.link(str(new.host)).check_vnodes([new])
         v.host = new.host
+        c._save_vnodes([name])
+        return v
+
+
+def set_ssh_key(c: Coordinator, name: str, key: dict[str, Any] | None) -> VNode:
+    """Replace the SSH keys of a vnode that does not run (``{"public", "private"}``;
+    None removes them); its runtime installs them at the next start."""
+    with c._lock:
+        v = c._get_vnode(name)
+        if v.status not in STOPPED:
+            raise Conflict(f"vnode {name} is {v.status}: stop it to change its SSH keys")
+        new = None if not key else parse(SshKey, key, "ssh_key")
+        v.ssh_key = new
         c._save_vnodes([name])
         return v
 

@@ -194,8 +194,8 @@ def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, imag
     assert "vnet1" in r.headers[ERROR_HEADER]  # one viface per vnetwork, as Distem
     v = call(h, "PUT", "/vnodes/x", desc={"vifaces": [{"name": "if0"}]}, type="update")
     assert v["vifaces"][0]["address"] == "0.0.0.0/0"  # detached through the vnode desc
-    r = call(h, "PUT", "/vnodes/x", 501, desc={"ssh_key": {"public": "ssh-rsa A"}}, type="update")
-    assert "ssh_key" in r.headers[ERROR_HEADER]
+    key = {"public": "ssh-ed25519 AAAAtest x@y"}
+    assert call(h, "PUT", "/vnodes/x", desc={"ssh_key": key}, type="update")["ssh_key"] == key
     # the unknown keys Distem ignores are ignored
     call(h, "PUT", "/vnodes/x", desc={"colour": "blue"}, type="update")
     # an empty desc creates an unattached viface
@@ -203,6 +203,9 @@ def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, imag
     assert (loose["address"], loose["vnetwork"]) == ("0.0.0.0/0", None)
 
     assert d.vnode_start("x")["status"] == "RUNNING"
+    assert run(h, "x", "cat /root/.ssh/authorized_keys") == [key["public"]]
+    r = call(h, "PUT", "/vnodes/x", 404, desc={"ssh_key": key}, type="update")
+    assert r.headers[ERROR_HEADER].startswith("BusyResourceError")
     addresses = run(h, "x", "ip -o -4 addr show")
     assert any("if1" in line and "10.164.0.7/24" in line for line in addresses), addresses
     links = " ".join(run(h, "x", "ip -o link show"))

@@ -47,12 +47,14 @@ def test_mode_host_attach_detach_and_image(cl: Client, tmp_path: Path) -> None:
         cl.vnode_host("u1", "nowhere.invalid")
     assert cl.vnode_mode("u1")["mode"] == "GATEWAY"  # recorded before the build
     cl.viface_create("u1", "if1", {"vnetwork": "nb"})
+    assert cl.vnode_ssh_key("u1", {"public": "ssh-ed25519 AAAAk u@h"})["ssh_key"]["public"]
     cl.vnode_start("u1")
 
     def sh(command: str) -> str:
         return str(cl.vnode_execute("u1", command).stdout.strip())
 
     assert sh("cat /proc/sys/net/ipv4/ip_forward") == "1"
+    assert sh("cat /root/.ssh/authorized_keys") == "ssh-ed25519 AAAAk u@h"
     assert cl.vnode_mode("u1", gateway=False)["mode"] == "NORMAL"
     assert sh("cat /proc/sys/net/ipv4/ip_forward") == "0"
     with pytest.raises(Conflict):

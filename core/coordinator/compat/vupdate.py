@@ -2,7 +2,7 @@
 /vnodes/:v/ifaces/:i``), translated to the Coordinator's methods.
 
 A vnode desc is applied in this order: ``host``, ``vfilesystem``, ``vcpu`` and
-``vmem``, ``vifaces``, ``mode`` (the router applies ``status`` last). Each step is
+``vmem``, ``ssh_key``, ``vifaces``, ``mode`` (the router applies ``status`` last). Each step is
 checked before it changes anything; a step that fails stops the update (the steps
 before it stay applied, as in Distem). A viface desc that is empty detaches the
 viface; one with only ``input``/``output`` changes its traffic limits (live); any
@@ -14,15 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydistem.coordinator.compat import shapes
-from pydistem.coordinator.compat.encoding import downkeys, invalid, not_implemented
+from pydistem.coordinator.compat.encoding import downkeys, invalid
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound
 from pydistem.model.specs import VIface
 
 #: vnode desc keys an update applies (``name``: python-distem sends it; ignored)
-KNOWN = {"status", "name", "host", "vfilesystem", "vcpu", "vifaces", "vmem", "mode"}
-#: keys Distem applies that pydistem cannot change after creation
-UNCHANGEABLE = {"ssh_key"}
+KNOWN = {"status", "name", "host", "vfilesystem", "vcpu", "vifaces", "vmem", "mode", "ssh_key"}
 
 
 def _dump(t: Any) -> dict[str, Any] | None:
@@ -77,12 +75,10 @@ def _vfilesystem(c: Coordinator, vnode: str, fs: Any) -> None:
 def apply(c: Coordinator, names: list[str], desc: dict[str, Any]) -> None:
     """Apply a Distem vnode desc (everything but ``status``) to each vnode of ``names``."""
     given = {k for k, v in desc.items() if v not in (None, {}, "")}
-    fixed = sorted(given & UNCHANGEABLE)
-    if fixed:
-        raise not_implemented(
-            f"vnode update of {', '.join(fixed)}", "pydistem sets it when the vnode is created"
-        )
-    shapes.ignore_unknown("desc", desc, KNOWN | UNCHANGEABLE)
+    shapes.ignore_unknown("desc", desc, KNOWN)
+    key = desc.get("ssh_key")
+    if key not in (None, {}, "") and not isinstance(key, dict):
+        raise invalid("ssh_key: an object {public, private}")
     mode = shapes.mode_desc(desc["mode"]) if "mode" in given else None
     for n in names:
         if "host" in given:
@@ -93,6 +89,8 @@ def apply(c: Coordinator, names: list[str], desc: dict[str, Any]) -> None:
             from pydistem.coordinator.compat.limits import apply_desc
 
             apply_desc(c, [n], {k: desc[k] for k in ("vcpu", "vmem") if k in desc})
+        if "ssh_key" in given:
+            c.vnode_ssh_key(n, {k: str(key[k]) for k in ("public", "private") if key.get(k)})
         if "vifaces" in given:
             _vifaces(c, n, desc["vifaces"])
         if mode is not None:

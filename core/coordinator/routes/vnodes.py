@@ -129,6 +129,11 @@ def vnode_host(c: C, name: str, body: Doc) -> dict[str, Any]:
     return c.vnode_dict(c.vnode_host(name, host))
 
 
+@router.put("/vnodes/{name}/ssh_key")
+def vnode_ssh_key(c: C, name: str, body: Doc) -> dict[str, Any]:
+    return c.vnode_dict(c.vnode_ssh_key(name, body or None))
+
+
 @router.post("/vnodes/{name}/vifaces/{viface}/attach")
 def viface_attach(c: C, name: str, viface: str, body: Doc) -> dict[str, Any]:
     return c.viface_attach(name, viface, body).model_dump()
