@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 Key = tuple[str, str, bool]  # (tool, runtime, shaped)
+#: the tool name of multihost.py's runs: reported in a table of their own, by host count
+MULTIHOST = "multihost"
 
 
 def series_name(key: Key) -> str:
@@ -27,7 +29,7 @@ def medians(runs: Iterable[dict[str, Any]]) -> dict[Key, dict[int, dict[str, flo
     """
     groups: dict[Key, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        if r.get("error") or r.get("probe", {}).get("missing"):
+        if r.get("error") or r.get("probe", {}).get("missing") or r["tool"] == MULTIHOST:
             continue
         groups[(r["tool"], r["runtime"], bool(r["shaped"]))][int(r["n"])].append(r)
     out: dict[Key, dict[int, dict[str, float]]] = {}
@@ -131,6 +133,120 @@ def markdown(table: list[dict[str, Any]], ks: dict[str, dict[str, float | None]]
     fit = ["", "| series | k (fit over all N) | k (two largest N) |", "|---|---:|---:|"]
     fit += [f"| {name} | {_fmt(k['k'])} | {_fmt(k['k_last'])} |" for name, k in sorted(ks.items())]
     return head + "\n".join(lines) + "\n" + "\n".join(fit) + "\n"
+
+
+def _median_of(rs: list[dict[str, Any]], f: str) -> float | None:
+    values = [r[f] for r in rs if isinstance(r.get(f), (int, float))]
+    return statistics.median(values) if values else None
+
+
+def _per_agent_kb(r: dict[str, Any]) -> float | None:
+    """The median agent's RSS growth per vnode it hosts (KB)."""
+    peaks, bases = r.get("agent_rss_peak_kib") or [], r.get("agent_rss_base_kib") or []
+    grown = [(p - b) * 1.024 / r["per_host"] for p, b in zip(peaks, bases, strict=False)]
+    return statistics.median(grown) if grown else None
+
+
+def multihost_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per host count of multihost.py's runs (medians over the reps)."""
+    by_hosts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r["tool"] != MULTIHOST or r.get("error") or r.get("probe", {}).get("missing"):
+            continue
+        r = dict(r)
+        r["probe_s"] = r.get("probe", {}).get("seconds")
+        r["coord_kb"] = (r["coordinator_rss_peak_kib"] - r["coordinator_rss_base_kib"]) * (
+            1.024 / r["n"]
+        )
+        r["agent_kb"] = _per_agent_kb(r)
+        r["agent_peak_mb"] = max(r.get("agent_rss_peak_kib") or [0]) / 1024
+        r["state_kb"] = r["state_bytes"] / 1000 / r["n"] if r.get("state_bytes") else None
+        by_hosts[int(r["hosts"])].append(r)
+    out = []
+    one = None
+    for hosts, rs in sorted(by_hosts.items()):
+        up = _median_of(rs, "up_s")
+        n = int(rs[0]["n"])
+        if hosts == 1:
+            one = up
+        out.append(
+            {
+                "hosts": hosts,
+                "n": n,
+                "per_host": int(rs[0]["per_host"]),
+                "reps": len(rs),
+                "up_s": up,
+                "ms_per_vnode": 1000 * up / n if up else None,
+                "deploy_call_s": _median_of(rs, "deploy_call_s"),
+                "probe_s": _median_of(rs, "probe_s"),
+                "teardown_s": _median_of(rs, "teardown_s"),
+                "vs_one_host": ratio(up, one),
+                "coordinator_kb_per_vnode": _median_of(rs, "coord_kb"),
+                "agent_kb_per_vnode": _median_of(rs, "agent_kb"),
+                "agent_peak_mb": _median_of(rs, "agent_peak_mb"),
+                "state_kb_per_vnode": _median_of(rs, "state_kb"),
+                "load": _median_of(rs, "load_before"),
+            }
+        )
+    return out
+
+
+def multihost_markdown(table: list[dict[str, Any]]) -> str:
+    if not table:
+        return ""
+    head = (
+        "| hosts | vnodes | reps | up (s) | ms/vnode | deploy call (s) | probe (s) "
+        "| teardown (s) | up ÷ 1 host | coordinator RSS KB/vnode | agent RSS KB/vnode "
+        "| agent peak RSS (MB) | state KB/vnode | load |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {r['hosts']} | {r['hosts']} x {r['per_host']} | {r['reps']} | {_fmt(r['up_s'])} | "
+        f"{_fmt(r['ms_per_vnode'], 1)} | {_fmt(r['deploy_call_s'])} | {_fmt(r['probe_s'])} | "
+        f"{_fmt(r['teardown_s'])} | {_fmt(r['vs_one_host'])} | "
+        f"{_fmt(r['coordinator_kb_per_vnode'], 1)} | {_fmt(r['agent_kb_per_vnode'], 1)} | "
+        f"{_fmt(r['agent_peak_mb'], 1)} | {_fmt(r['state_kb_per_vnode'], 1)} | "
+        f"{_fmt(r['load'], 1)} |"
+        for r in table
+    ]
+    pts = {r["n"]: r["up_s"] for r in table if r["up_s"]}
+    k = (
+        f"\nk (up time vs total vnodes, fit over {len(pts)} host counts) = "
+        f"{_fmt(fit_exponent(pts))}; between the two largest: "
+        f"{_fmt(last_segment_exponent(pts))}\n"
+    )
+    return head + "\n".join(lines) + "\n" + k
+
+
+def plot_multihost(table: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Up time, deploy call and teardown vs the number of hosts."""
+    if not table:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    hosts = [r["hosts"] for r in table]
+    for field, label in (
+        ("up_s", "until every vnode answers"),
+        ("deploy_call_s", "deploy call"),
+        ("teardown_s", "teardown"),
+    ):
+        ax.plot(hosts, [r[field] for r in table], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(hosts, [str(h) for h in hosts])
+    ax.set_xlabel(f"hosts ({table[0]['per_host']} netns vnodes each, one VXLAN vnetwork)")
+    ax.set_ylabel("seconds")
+    ax.set_title("pydistem across test hosts (one 2-core machine)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "multihost_vs_hosts.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot(med: dict[Key, dict[int, dict[str, float]]], out_dir: Path) -> list[Path]:

@@ -5,9 +5,11 @@ mininet_net.py for Mininet, floor.py for the floor), interleaved so that the loa
 this shared machine falls on every tool alike. The Markdown table goes to stdout and
 to OUT/results.md, the raw runs to OUT/runs.json, plots to OUT/*.png.
 
-    python bench/run.py            # N = 10, 100, 1000; netns and lxc; with and without limits
+    python bench/run.py            # N = 10, 100, 1000; netns and lxc; with and without limits;
+                                   # and 1, 2, 4, 8 test hosts x 128 vnodes (multihost.py)
     python bench/run.py --quick    # N = 10, 100; netns; no limit; < 60 s
     python bench/run.py --sizes 10,100 --runtimes netns --tools pydistem,floor
+    python bench/run.py --tools multihost --hosts 1,8
 
 The last line is the headline: ``ratio_vs_mininet_netns_N100=<x>`` (pydistem's time
 divided by Mininet's for 100 netns vnodes; 0.2 means 5x faster). Needs root, and
@@ -115,6 +117,20 @@ def plan(args: argparse.Namespace, mininet: bool) -> list[dict[str, Any]]:
                     todo.append({"tool": "mininet", "runtime": "host", **common})
                 if "floor" in args.tools:
                     todo.append({"tool": "floor", "runtime": "netns", **common})
+    if "multihost" in args.tools:
+        for rep in range(args.reps_multihost):
+            for hosts in args.hosts:
+                todo.append(
+                    {
+                        "tool": "multihost",
+                        "runtime": "netns-vxlan",
+                        "n": hosts * args.per_host,
+                        "hosts": hosts,
+                        "per_host": args.per_host,
+                        "shaped": False,
+                        "rep": rep,
+                    }
+                )
     return todo
 
 
@@ -129,6 +145,9 @@ def command(m: dict[str, Any]) -> list[str]:
             m["runtime"],
             *shaped,
         ]
+    if m["tool"] == "multihost":
+        per_host = ["--per-host", str(m["per_host"])]
+        return [sys.executable, str(HERE / "multihost.py"), str(m["hosts"]), *per_host]
     if m["tool"] == "mininet":
         return [SYSTEM_PYTHON, str(HERE / "mininet_net.py"), str(m["n"]), *shaped]
     return [sys.executable, str(HERE / "floor.py"), str(m["n"]), *shaped]
@@ -194,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="N = 10, 100; netns; no limit (< 60 s)")
     p.add_argument("--sizes", help="comma-separated N (default 10,100,1000)")
     p.add_argument("--runtimes", help="netns,lxc (default both)")
-    p.add_argument("--tools", help="pydistem,mininet,floor (default all)")
+    p.add_argument(
+        "--tools", help="pydistem,mininet,floor,multihost (default all; quick: not multihost)"
+    )
+    p.add_argument("--hosts", help="multihost: test-host counts (default 1,2,4,8)")
+    p.add_argument("--per-host", type=int, default=128, help="multihost: vnodes per host (128)")
+    p.add_argument("--reps-multihost", type=int, default=1, help="multihost repetitions (1)")
     p.add_argument("--shaped", choices=("no", "yes", "both"), help="bandwidth limits (both)")
     p.add_argument("--reps", type=int, help="repetitions for N <= 100 (default 3; quick 1)")
     p.add_argument("--reps-large", type=int, default=1, help="repetitions for N > 100 (1)")
@@ -220,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     args.sizes = [int(x) for x in (args.sizes or ("10,100" if quick else "10,100,1000")).split(",")]
     args.runtimes = (args.runtimes or ("netns" if quick else "netns,lxc")).split(",")
-    args.tools = (args.tools or "pydistem,mininet,floor").split(",")
+    default_tools = "pydistem,mininet,floor" + ("" if quick else ",multihost")
+    args.tools = (args.tools or default_tools).split(",")
+    args.hosts = [int(x) for x in (args.hosts or "1,2,4,8").split(",")]
     shaped = args.shaped or ("no" if quick else "both")
     args.shaped = {"no": [False], "yes": [True], "both": [False, True]}[shaped]
     args.reps = args.reps or (1 if quick else 3)
@@ -244,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     med = report.medians(runs)
     table = report.rows(med)
     ks = report.exponents(med)
-    text = report.markdown(table, ks)
+    text = report.markdown(table, ks) if table else ""
+    multihost = report.multihost_rows(runs)
+    if multihost:
+        text += (
+            "\nAcross test hosts (multihost.py: one VXLAN vnetwork, netns vnodes; the"
+            " coordinator on a host of its own):\n\n" + report.multihost_markdown(multihost)
+        )
     loads = [r["load_before"] for r in runs]
     header = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {info['cpu']}, "
@@ -268,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "runs.json").write_text(json.dumps({"machine": info, "runs": runs}, indent=1))
     if not args.no_plots:
         try:
-            report.plot(med, out)
+            if med:
+                report.plot(med, out)
+            report.plot_multihost(multihost, out)
         except ImportError:
             print("bench: matplotlib missing (bench/install.sh): no plots", file=sys.stderr)
     print(header + text)
@@ -284,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         None,
     )
+    biggest = max(multihost, key=lambda r: r["hosts"], default=None)
+    if biggest is not None and biggest["up_s"]:
+        print(f"multihost_{biggest['hosts']}x{biggest['per_host']}_up_s={biggest['up_s']:.2f}")
     if head is not None:
         print(f"ratio_vs_mininet_netns_N100={head:.3f}")
     return 1 if failed else 0
