@@ -75,6 +75,54 @@ def netns_create(name: str, journal: Journal) -> str:
     return str(path)
 
 
+@contextlib.contextmanager
+def netns_entered(name: str, journal: Journal) -> Iterator[int]:
+    """Create the named namespace if missing (idempotent, journaled) and keep the calling
+    thread inside it for the block; yields a descriptor of the namespace (valid in the
+    block). Unlike :func:`netns_create`, no thread is started: this one unshares, and
+    comes back to its own namespace afterwards."""
+    path = NETNS_DIR / name
+    journal.add("netns", str(path))
+    own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+    home = os.open(own, os.O_RDONLY)
+    try:
+        if path.exists() and os.path.ismount(path):
+            target = os.open(path, os.O_RDONLY)
+            try:
+                _check(_libc.setns(target, CLONE_NEWNET), f"setns {path}")
+            finally:
+                os.close(target)
+        else:
+            NETNS_DIR.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=True)
+            try:
+                _check(_libc.unshare(CLONE_NEWNET), f"unshare netns {name}")
+            except KernelError:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+            try:
+                _check(
+                    _libc.mount(own.encode(), str(path).encode(), None, MS_BIND, None),
+                    f"bind netns {name}",
+                )
+            except KernelError:
+                _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+        try:
+            fd = os.open(own, os.O_RDONLY)
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    finally:
+        os.close(home)
+
+
 def netns_delete(path: str) -> None:
     """Unmount and remove a namespace file (idempotent)."""
     if os.path.ismount(path):

@@ -9,6 +9,7 @@ on ``clean``. Work on many vnodes runs in parallel threads.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import ipaddress
 import json
@@ -31,6 +32,7 @@ from pydistem.agent import (
     neighbours,
     netlink,
     ports,
+    rtnl,
     sysctl,
     uplink,
     vnode_routes,
@@ -42,7 +44,7 @@ from pydistem.agent.limits import LimitsKeeper, check_field
 from pydistem.agent.plugins import load_limiter, load_runtime, load_shaper
 from pydistem.errors import Conflict, KernelError, NotFound, PydistemError, ValidationError
 from pydistem.model.limits import CpuLimit, MemoryLimit
-from pydistem.model.specs import Traffic, VNetwork, VNode
+from pydistem.model.specs import Traffic, VIface, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class Agent:
         self._shaper: Any = None
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._sockets: list[IPRoute] = []
+        self._sockets: list[IPRoute | rtnl.Rtnl] = []
         self._pool = ThreadPoolExecutor(max(1, max_workers), thread_name_prefix="agent")
         self._vnets: dict[str, VNetwork] = {}
         self._vnodes: dict[str, VNode] = {}
@@ -141,6 +143,16 @@ class Agent:
         tmp = self.state_dir / "vnetworks.json.tmp"
         tmp.write_text(json.dumps([v.model_dump() for v in self._vnets.values()]))
         os.replace(tmp, self.state_dir / "vnetworks.json")
+
+    def _rtnl(self) -> rtnl.Rtnl:
+        """A raw host-namespace rtnetlink socket per worker thread (the per-vnode path)."""
+        nl = getattr(self._local, "rtnl", None)
+        if nl is None:
+            nl = rtnl.Rtnl()
+            self._local.rtnl = nl
+            with self._lock:
+                self._sockets.append(nl)
+        return nl
 
     def _ipr(self) -> IPRoute:
         """A host-namespace netlink socket per worker thread."""
@@ -334,9 +346,9 @@ class Agent:
             self._vnodes[vnode.name] = vnode
         if old is not None:
             self._drop_changed_vifaces(old, vnode)
-        netlink.netns_create(self.netns_name(vnode.name), self.journal)
-        ipr = self._ipr()
-        fresh: set[str] = set()  # vifaces whose veth was created just now
+        ipr, nl = self._ipr(), self._rtnl()
+        # the host side, looked up from here (an ioctl each): bridge, existing veth
+        links: list[tuple[VIface, VNetwork, int, int | None]] = []
         for vif in vnode.vifaces:
             if not vif.vnetwork:
                 continue
@@ -348,40 +360,42 @@ class Agent:
                 self.vnetwork_create(vnet)
                 bridge = netlink.link_index(ipr, self._bridge_of(vnet))
                 assert bridge is not None
-            created = netlink.veth_into_netns(
-                ipr,
-                self.veth_name(vnode.name, vif.name),
-                vif.name,
-                ctx.netns_path,
-                bridge,
-                self.journal,
-                vif.macaddress,
-            )
-            if created:
-                fresh.add(vif.name)
-            mtu = vnet.viface_mtu()
-            if mtu is not None:
-                host = netlink.link_index(ipr, self.veth_name(vnode.name, vif.name))
-                netlink.call("veth mtu", lambda h=host, m=mtu: ipr.link("set", index=h, mtu=m))
-        nets = dict(self._vnets)
-
-        def inside(nipr: IPRoute) -> None:
-            for vif in vnode.vifaces:
-                if vif.vnetwork:
-                    vn = nets[vif.vnetwork]
-                    mtu = vn.viface_mtu()
-                    if mtu is not None:
-                        i = netlink.link_index(nipr, vif.name)
-                        netlink.call(
-                            "viface mtu", lambda i=i, m=mtu: nipr.link("set", index=i, mtu=m)
-                        )
-                    netlink.configure_inside(nipr, vif.name, vif.address, vn.network.prefixlen)
-            if not vnode.vifaces:
-                lo = netlink.link_index(nipr, "lo")
-                if lo is not None:
-                    nipr.link("set", index=lo, state="up")
-
-        netlink.run_in_netns(ctx.netns_path, inside)
+            host = self.veth_name(vnode.name, vif.name)
+            self.journal.add("link", host, type="veth", netns=ctx.netns_path, peer=vif.name)
+            links.append((vif, vnet, bridge, netlink.link_index(ipr, host)))
+        fresh: set[str] = set()  # vifaces whose veth was created just now
+        # this thread moves into the vnode's namespace (creating it): each veth is one
+        # request on the host's socket, the inside one batch on a socket opened there
+        with netlink.netns_entered(self.netns_name(vnode.name), self.journal) as ns_fd:
+            inside, ops = [rtnl.setlink(1, up=True)], ["bring up lo"]
+            for vif, vnet, bridge, existing in links:
+                host = self.veth_name(vnode.name, vif.name)
+                mtu = vnet.viface_mtu()
+                if existing is None:
+                    req = rtnl.newlink_veth(
+                        host, vif.name, ns_fd, master=bridge, mtu=mtu, peer_mac=vif.macaddress
+                    )
+                    nl.run([req], f"create veth {host}")
+                    fresh.add(vif.name)
+                else:
+                    req = rtnl.setlink(existing, up=True, mtu=mtu, master=bridge)
+                    nl.run([req], f"attach {host}")
+                try:
+                    idx = socket.if_nametoindex(vif.name)
+                except OSError:
+                    raise KernelError(
+                        f"configure {vif.name}", "interface missing in the vnode", errno.ENODEV
+                    ) from None
+                if mtu is not None and existing is not None:
+                    inside.append(rtnl.setlink(idx, mtu=mtu))
+                    ops.append(f"{vif.name} mtu")
+                if vif.address:
+                    inside.append(rtnl.newaddr(idx, vif.address, vnet.network.prefixlen))
+                    ops.append(f"address {vif.address} on {vif.name}")
+                inside.append(rtnl.setlink(idx, up=True))
+                ops.append(f"bring up {vif.name}")
+            with rtnl.Rtnl() as here:
+                here.run(inside, ops)
         rt = self.runtime(vnode.runtime)
         rt.start(ctx)
         if vnode.cpu or vnode.memory or self.limits.holds(vnode.name):
