@@ -2,9 +2,10 @@
 sequence of netlink calls we know, in one process and one thread.
 
 One bridge; per vnode a network namespace (unshare + bind mount on /run/netns, no
-fork), a veth pair whose peer is created directly inside it, enslaved to the bridge
-and up in the same request, and inside, in one batch (one ``send``, three acks): lo
-up, the address, the interface up. The requests are packed by hand
+fork) with IPv6 disabled in it (as pydistem's agent does: vnodes are IPv4-only), a
+veth pair whose peer is created directly inside it, enslaved to the bridge and up in
+the same request, and inside, in one batch (one ``send``, three acks): lo up, the
+address, the interface up. The requests are packed by hand
 (``pydistem.agent.rtnl``, the encoder pydistem's agent uses on this path; pyroute2
 0.9 spends more CPU per call than the kernel does). With ``--shaped``, the
 same tc objects pydistem's htb shaper makes for a bandwidth limit on both
@@ -49,6 +50,8 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
 NETNS = Path("/run/netns")
+#: per namespace: /proc/sys/net answers for the namespace of the thread that opens it
+IPV6_OFF = "/proc/sys/net/ipv6/conf/all/disable_ipv6"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # the parameters pydistem's htb shaper uses for a 100mbit cap (plugins/shapers/plan.py)
@@ -130,6 +133,9 @@ class Floor:
                 _ok(_libc.unshare(CLONE_NEWNET), "unshare")
                 own = f"/proc/self/task/{tid}/ns/net".encode()
                 _ok(_libc.mount(own, str(path).encode(), None, MS_BIND, None), "bind netns")
+                # IPv6 off in the namespace, as pydistem's agent does (vnodes are IPv4)
+                with contextlib.suppress(FileNotFoundError), open(IPV6_OFF, "w") as f:
+                    f.write("1")
                 host_name = self.veth(i)
                 self.links.append(host_name)
                 fd = os.open(own, os.O_RDONLY)

@@ -1,9 +1,10 @@
-"""Network namespaces, bridges and veth pairs through netlink (pyroute2), nothing else.
+"""Network namespaces, bridges and links through netlink (pyroute2), nothing else.
 
-Namespaces are created without forking: a short-lived thread unshares its own
-network namespace and bind-mounts it under /run/netns. Work inside a vnode's
-namespace happens in :func:`in_netns`, which moves the calling thread there and
-back. Every function that creates an object journals it first.
+Namespaces are created without forking: the calling thread unshares its own network
+namespace, bind-mounts it under /run/netns and comes back (:func:`netns_entered`).
+Work inside a vnode's namespace happens in :func:`in_netns`, which moves the calling
+thread there and back. Every function that creates an object journals it first.
+(The per-vnode veth and addresses are raw batched requests: rtnl.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -44,43 +45,15 @@ def netns_path(name: str) -> str:
     return str(NETNS_DIR / name)
 
 
-def netns_create(name: str, journal: Journal) -> str:
-    """Create the named network namespace (idempotent); return its path."""
-    path = NETNS_DIR / name
-    journal.add("netns", str(path))
-    if path.exists() and os.path.ismount(path):
-        return str(path)
-    NETNS_DIR.mkdir(parents=True, exist_ok=True)
-    path.touch(exist_ok=True)
-    failure: list[KernelError] = []
-
-    def worker() -> None:
-        try:
-            _check(_libc.unshare(CLONE_NEWNET), f"unshare netns {name}")
-            own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
-            _check(
-                _libc.mount(own.encode(), str(path).encode(), None, MS_BIND, None),
-                f"bind netns {name}",
-            )
-        except KernelError as exc:
-            failure.append(exc)
-
-    t = threading.Thread(target=worker, name=f"netns-{name}")
-    t.start()
-    t.join()
-    if failure:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise failure[0]
-    return str(path)
-
-
 @contextlib.contextmanager
 def netns_entered(name: str, journal: Journal) -> Iterator[int]:
     """Create the named namespace if missing (idempotent, journaled) and keep the calling
     thread inside it for the block; yields a descriptor of the namespace (valid in the
-    block). Unlike :func:`netns_create`, no thread is started: this one unshares, and
-    comes back to its own namespace afterwards."""
+    block). No thread is started: this one unshares, and comes back to its own
+    namespace afterwards. A new namespace gets IPv6 disabled (vnodes are IPv4-only, as
+    Distem's vnetworks): no router solicitation, DAD or MLD report is flooded to every
+    port of the vnetwork when its interface comes up, which made a start of N vnodes
+    on one bridge O(N²) in the kernel."""
     path = NETNS_DIR / name
     journal.add("netns", str(path))
     own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
@@ -111,6 +84,7 @@ def netns_entered(name: str, journal: Journal) -> Iterator[int]:
                 with contextlib.suppress(OSError):
                     path.unlink()
                 raise
+            _ipv6_off()
         try:
             fd = os.open(own, os.O_RDONLY)
             try:
@@ -121,6 +95,21 @@ def netns_entered(name: str, journal: Journal) -> Iterator[int]:
             _check(_libc.setns(home, CLONE_NEWNET), "setns back")
     finally:
         os.close(home)
+
+
+#: per namespace: /proc/sys/net answers for the namespace of the thread that opens it
+IPV6_OFF = Path("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+
+
+def _ipv6_off() -> None:
+    """Disable IPv6 on every interface, present and future (``all`` also sets
+    ``default``), of the calling thread's namespace; nothing if IPv6 is not built in."""
+    with contextlib.suppress(FileNotFoundError):
+        fd = os.open(IPV6_OFF, os.O_WRONLY)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
 
 
 def netns_delete(path: str) -> None:
@@ -242,66 +231,6 @@ def link_delete(ipr: IPRoute, name: str) -> None:
 def clean_link(entry: Entry) -> None:
     with IPRoute() as ipr:
         link_delete(ipr, entry.id)
-
-
-def veth_into_netns(
-    ipr: IPRoute,
-    host_name: str,
-    peer_name: str,
-    netns: str,
-    bridge_index: int,
-    journal: Journal,
-    mac: str | None = None,
-) -> bool:
-    """A veth pair: ``host_name`` on the bridge here, ``peer_name`` inside ``netns``.
-
-    Idempotent: an existing host end is kept. Returns whether the pair was created.
-    """
-    journal.add("link", host_name, type="veth", netns=netns, peer=peer_name)
-    if link_index(ipr, host_name) is None:
-        fd = os.open(netns, os.O_RDONLY)
-        try:
-            peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": fd}
-            if mac:
-                peer["address"] = mac
-            # one request: created on the bridge and up (no lookup, no second set)
-            _nl(
-                f"create veth {host_name}",
-                lambda: ipr.link(
-                    "add",
-                    ifname=host_name,
-                    kind="veth",
-                    peer=peer,
-                    master=bridge_index,
-                    state="up",
-                ),
-            )
-            return True
-        finally:
-            os.close(fd)
-    idx = link_index(ipr, host_name)
-    assert idx is not None
-    _nl(f"attach {host_name}", lambda: ipr.link("set", index=idx, master=bridge_index, state="up"))
-    return False
-
-
-def configure_inside(ipr: IPRoute, ifname: str, address: str | None, prefixlen: int) -> None:
-    """Inside a vnode namespace: loopback up, ``ifname`` addressed and up. Idempotent."""
-    lo = link_index(ipr, "lo")
-    if lo is not None:
-        _nl("bring up lo", lambda: ipr.link("set", index=lo, state="up"))
-    idx = link_index(ipr, ifname)
-    if idx is None:
-        raise KernelError(f"configure {ifname}", "interface missing in the vnode", errno_mod.ENODEV)
-    if address:
-        try:
-            ipr.addr("add", index=idx, address=address, prefixlen=prefixlen)
-        except NetlinkError as exc:
-            if exc.code != errno_mod.EEXIST:
-                raise KernelError(
-                    f"address {address} on {ifname}", os.strerror(exc.code), exc.code
-                ) from None
-    _nl(f"bring up {ifname}", lambda: ipr.link("set", index=idx, state="up"))
 
 
 def set_state(ipr: IPRoute, index: int, name: str, state: str) -> None:
