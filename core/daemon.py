@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except PydistemError as exc:
         print(f"distemd: {exc}", file=sys.stderr)
         return 1
+    for driver, why in agent.warm_up().items():
+        logging.getLogger("pydistem").warning("%s not loaded: %s", driver, why)
     if args.coordinator:
         from pydistem.coordinator.agents import HttpAgentLink
         from pydistem.coordinator.app import create_app

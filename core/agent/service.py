@@ -177,6 +177,26 @@ class Agent:
                 self._shaper = load_shaper("htb")
             return self._shaper
 
+    def warm_up(self) -> dict[str, str]:
+        """Load every installed runtime, the shaper and the limiter now (``distemd``
+        calls it before serving), so that the first deploy does not pay for entry-point
+        scans and imports. Drivers that fail stay unloaded (loaded, and reported, when
+        first needed). Returns driver -> why it failed. Idempotent."""
+        from pydistem.agent.plugins import runtime_names
+
+        failed: dict[str, str] = {}
+        loaders: list[tuple[str, Callable[[], Any]]] = [
+            *((f"runtime {n}", lambda n=n: self.runtime(n)) for n in runtime_names()),
+            ("shaper htb", self.shaper),
+            ("limiter", lambda: self.limits.limiter),
+        ]
+        for name, load in loaders:
+            try:
+                load()
+            except PydistemError as exc:
+                failed[name] = exc.message
+        return failed
+
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
         """Facts about this pnode: hostname, cores, memory, kernel, runtimes."""

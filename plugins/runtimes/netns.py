@@ -7,7 +7,8 @@ session of their own; stopping the vnode kills every process of the cgroup.
 Starting a vnode costs no more than the kernel must do: its cgroup is created by the
 first command run in it (or CPU/memory limit, or freeze), and its /etc/hosts is a
 link to one file shared by the vnodes started with the same hosts text (the
-platform's, 2 lines per vnode: one copy each made the start of N vnodes O(N²)).
+platform's, 2 lines per vnode: one copy each made the start of N vnodes O(N²)); the
+link is there while the vnode runs, and is the runtime's only mark that it does.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class NetnsRuntime(Runtime):
         return path
 
     def start(self, ctx: VNodeContext) -> None:
+        # the link is also the mark that the vnode runs: one file per vnode, not two
         hosts = ctx.workdir / "hosts"
         target = str(self._shared_hosts(ctx.etc_hosts))
         try:
@@ -65,7 +67,6 @@ class NetnsRuntime(Runtime):
         except FileExistsError:
             hosts.unlink()
             os.symlink(target, hosts)
-        (ctx.workdir / "running").touch()
 
     def _ensure_group(self, ctx: VNodeContext) -> CGroup:
         """The vnode's cgroup, created on first need (idempotent)."""
@@ -76,15 +77,15 @@ class NetnsRuntime(Runtime):
 
     def stop(self, ctx: VNodeContext) -> None:
         _group(ctx).kill_all()
-        (ctx.workdir / "running").unlink(missing_ok=True)
+        (ctx.workdir / "hosts").unlink(missing_ok=True)
 
     def remove(self, ctx: VNodeContext) -> None:
         group = _group(ctx)
         group.remove(self.journal)
-        (ctx.workdir / "running").unlink(missing_ok=True)
+        (ctx.workdir / "hosts").unlink(missing_ok=True)
 
     def is_running(self, ctx: VNodeContext) -> bool:
-        return (ctx.workdir / "running").exists()
+        return os.path.lexists(ctx.workdir / "hosts")
 
     def freeze(self, ctx: VNodeContext) -> None:
         self._ensure_group(ctx).freeze()
