@@ -144,7 +144,9 @@ class Floor:
                 finally:
                     os.close(fd)
                 if self.shaped:
-                    self._shape(ipr, socket.if_nametoindex(host_name), i)
+                    # this thread is in the vnode's namespace: ask the root's socket
+                    (host,) = ipr.link_lookup(ifname=host_name)
+                    self._shape(ipr, host, i)
                 with rtnl.Rtnl() as inside:  # opened in the new namespace
                     if0 = socket.if_nametoindex("if0")
                     inside.run(
