@@ -1,6 +1,7 @@
-"""The client's CPU and memory calls, named as the Ruby Distem client's (``vcpu_create``,
-``vcpu_update``, ``vcpu_remove``, ``vcpu_info``, ``vmem_create``, ``vmem_update``) plus
-``vmem_remove``, ``vmem_info`` and ``vnode_limits``. Mixed into :class:`pydistem.Client`."""
+"""The client's CPU, memory and disk calls, named as the Ruby Distem client's
+(``vcpu_create``, ``vcpu_update``, ``vcpu_remove``, ``vcpu_info``, ``vmem_create``,
+``vmem_update``) plus ``vmem_remove``, ``vmem_info``, ``vdisk_set``, ``vdisk_remove``,
+``vdisk_info`` and ``vnode_limits``. Mixed into :class:`pydistem.Client`."""
 
 from __future__ import annotations
 
@@ -75,9 +76,11 @@ class LimitsCalls:
         return self._request("POST", f"/vnodes/{vnode}/memory", body, wait=60)  # type: ignore[no-any-return]
 
     def vmem_update(self: _Requester, vnode: str, desc: dict[str, Any]) -> dict[str, Any]:
-        """Change the memory limit: ``desc`` ``{'mem': 256, 'swap': 512}`` (Distem's keys)
-        or ``{'limit': '256MiB', 'swap': '512MiB'}``; creates it when there is none."""
-        body = {("limit" if k == "mem" else k): v for k, v in desc.items() if k != "hierarchy"}
+        """Change the memory limit: ``desc`` ``{'mem': 256, 'swap': 512, 'soft_limit': 128}``
+        (Distem's keys) or ``{'limit': '256MiB', 'swap': '512MiB', 'soft': '128MiB'}``;
+        creates it when there is none."""
+        names = {"mem": "limit", "soft_limit": "soft", "hard_limit": "limit"}
+        body = {names.get(k, k): v for k, v in desc.items() if k != "hierarchy"}
         return self._request("PUT", f"/vnodes/{vnode}/memory", body, wait=60)  # type: ignore[no-any-return]
 
     def vmem_remove(self: _Requester, vnode: str) -> dict[str, Any]:
@@ -88,7 +91,40 @@ class LimitsCalls:
         """``{'limit', 'swap'}``; NotFound if ``vnode`` has no memory limit."""
         return self._request("GET", f"/vnodes/{vnode}/memory")  # type: ignore[no-any-return]
 
+    def vdisk_set(
+        self: _Requester,
+        vnode: str,
+        read: int | str | None = None,
+        write: int | str | None = None,
+        read_iops: int | None = None,
+        write_iops: int | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Throttle ``vnode``'s block I/O on ``device`` (default: the disk holding its
+        rootfs) to ``read``/``write`` bytes per second (``10MiB``; a bare number is bytes)
+        and ``read_iops``/``write_iops`` operations per second; replaces every throttle
+        it had. Live if it runs. For several devices, PUT a list to
+        ``/vnodes/{vnode}/disk``."""
+        fields = {
+            "device": device,
+            "read": read,
+            "write": write,
+            "read_iops": read_iops,
+            "write_iops": write_iops,
+        }
+        body = {k: v for k, v in fields.items() if v is not None}
+        return self._request("PUT", f"/vnodes/{vnode}/disk", body, wait=60)  # type: ignore[no-any-return]
+
+    def vdisk_remove(self: _Requester, vnode: str) -> list[dict[str, Any]]:
+        """Lift every disk throttle of ``vnode``; NotFound if none."""
+        return self._request("DELETE", f"/vnodes/{vnode}/disk", wait=60)  # type: ignore[no-any-return]
+
+    def vdisk_info(self: _Requester, vnode: str) -> list[dict[str, Any]]:
+        """The disk throttles of ``vnode``; NotFound if none."""
+        return self._request("GET", f"/vnodes/{vnode}/disk")  # type: ignore[no-any-return]
+
     def vnode_limits(self: _Requester, vnode: str) -> dict[str, Any]:
         """Limits, the pnode cores the vnode holds (``pcores``), the pnode's cores and MHz,
-        and ``usage`` (``cpu_ns``, ``memory_bytes``, ``oom_kills``, ``throttled``)."""
+        and ``usage`` (``cpu_ns``, ``memory_bytes``, ``oom_kills``, ``throttled``,
+        ``disk_read_bytes``, ``disk_write_bytes``)."""
         return self._request("GET", f"/vnodes/{vnode}/limits")  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ from pydistem import __version__
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token
 from pydistem.errors import ValidationError
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, MemoryLimit, parse_disk
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.model.validate import parse
 
@@ -187,7 +187,7 @@ def viface_link(request: Request, name: str, viface: str, body: Doc) -> dict[str
 def vnode_limits(request: Request, name: str, body: Doc) -> dict[str, Any]:
     cpu = parse(CpuLimit, body["cpu"], "cpu") if body.get("cpu") else None
     memory = parse(MemoryLimit, body["memory"], "memory") if body.get("memory") else None
-    _agent(request).vnode_limits(name, cpu, memory)
+    _agent(request).vnode_limits(name, cpu, memory, parse_disk(body.get("disk")))
     return {"ok": True}
 
 

@@ -18,9 +18,9 @@ from pydistem.agent.journal import Entry, Journal
 from pydistem.errors import KernelError
 
 ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")
-#: v2 controllers a vnode group needs enabled in its parent (limits, process count)
-V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio")
+#: v2 controllers a vnode group needs enabled in its parent (limits, process count, disk)
+V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
 
 
 def is_v2() -> bool:
@@ -110,7 +110,7 @@ class CGroup:
 
 
 def enable_controllers(parent: Path) -> None:
-    """v2: make the CPU, cpuset, memory and pids controllers available to ``parent``'s
+    """v2: make the CPU, cpuset, memory, pids and io controllers available to ``parent``'s
     children (``cgroup.subtree_control``), those the kernel offers. Idempotent."""
     offered = set((parent / "cgroup.controllers").read_text().split())
     enabled = set((parent / "cgroup.subtree_control").read_text().split())

@@ -1,5 +1,6 @@
-"""The agent's side of CPU and memory limits: which cores each vnode holds, and when the
-limits plugin (group ``pydistem.limits``, default ``cgroup``) writes them.
+"""The agent's side of CPU, memory and disk limits: which cores each vnode holds, which
+disk its throttles apply to, and when the limits plugin (group ``pydistem.limits``,
+default ``cgroup``) writes them.
 
 Limits are applied right after a runtime starts a vnode and again on every live change;
 the cores a vnode is pinned to are picked here, the least used of the pnode first, and
@@ -16,10 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from pydistem.errors import PydistemError, ValidationError
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
 from pydistem.model.specs import VNode
+from pydistem.plugins.limits import blockdev
 from pydistem.plugins.limits.base import Limiter
 from pydistem.plugins.limits.cores import pick_cores
+from pydistem.plugins.limits.plan import DiskRule
+
+Disk = list[DiskThrottle] | None
+
+
+def disk_rules(disk: Disk, workdir: Path) -> list[DiskRule]:
+    """``disk`` resolved to kernel devices: a throttle without ``device`` applies to the
+    disk holding ``workdir`` (the vnode's folder, where its rootfs lives). Raises
+    ValidationError naming ``disk[i].device``."""
+    out = []
+    for i, t in enumerate(disk or []):
+        dev = blockdev.resolve(t.device, workdir, f"disk[{i}].device")
+        if any(r.dev == dev for r in out):
+            raise ValidationError(f"disk[{i}].device", f"device {dev} is throttled twice")
+        out.append(DiskRule(dev, t.read_bps(), t.write_bps(), t.read_iops, t.write_iops))
+    return out
 
 
 class LimitsKeeper:
@@ -29,6 +47,7 @@ class LimitsKeeper:
         self._load = load
         self._limiter: Limiter | None = None
         self._pcores: dict[str, list[int]] = {}
+        self._disked: set[str] = set()  # vnodes whose cgroups may hold disk rules
         self._lock = threading.Lock()
 
     @property
@@ -53,17 +72,30 @@ class LimitsKeeper:
         with self._lock:
             if name is None:
                 self._pcores.clear()
+                self._disked.clear()
             else:
                 self._pcores.pop(name, None)
+                self._disked.discard(name)
 
     def holds(self, name: str) -> bool:
-        return name in self._pcores
+        """Vnode ``name`` holds cores or disk rules (its cgroups need writing on a start)."""
+        return name in self._pcores or name in self._disked
 
     # ------------------------------------------------------------------ checks
-    def validate(self, cpu: CpuLimit | None, memory: MemoryLimit | None) -> None:
-        """ValidationError / Unsupported for limits this pnode cannot give; touches nothing."""
+    def validate(
+        self,
+        cpu: CpuLimit | None,
+        memory: MemoryLimit | None,
+        disk: Disk = None,
+        workdir: Path | None = None,
+    ) -> None:
+        """ValidationError / Unsupported for limits this pnode cannot give; touches nothing.
+        ``workdir``: the vnode's folder (where the rootfs lives), for disk throttles."""
         if cpu is not None or memory is not None:
             self.limiter.validate(cpu, memory)
+        if disk:
+            self.limiter.check_disk()
+            disk_rules(disk, workdir or Path("/"))
 
     def _cores_for(self, name: str, cpu: CpuLimit | None) -> list[int] | None:
         """The cores vnode ``name`` is pinned to under ``cpu`` (None: all), allocated."""
@@ -92,6 +124,13 @@ class LimitsKeeper:
             (workdir / "pcores.json").write_text(json.dumps(cores))
         if dirs:
             self.limiter.apply(dirs, vnode.cpu, vnode.memory, cores)
+            if vnode.disk or vnode.name in self._disked:
+                self.limiter.apply_disk(dirs, disk_rules(vnode.disk, workdir))
+        with self._lock:
+            if vnode.disk:
+                self._disked.add(vnode.name)
+            elif dirs:
+                self._disked.discard(vnode.name)
 
     def change(
         self,
@@ -100,12 +139,13 @@ class LimitsKeeper:
         memory: MemoryLimit | None,
         dirs: list[Path],
         workdir: Path,
+        disk: Disk = None,
     ) -> None:
         """Live change: validate, apply; if the kernel refuses midway, put the old limits
         back (best effort) and raise. ``vnode`` is updated only on success."""
-        self.validate(cpu, memory)
+        self.validate(cpu, memory, disk, workdir)
         old_cpu, old_memory, old_cores = vnode.cpu, vnode.memory, self.pcores(vnode.name)
-        candidate = vnode.model_copy(update={"cpu": cpu, "memory": memory})
+        candidate = vnode.model_copy(update={"cpu": cpu, "memory": memory, "disk": disk})
         try:
             self.apply(candidate, dirs, workdir)
         except PydistemError:
@@ -117,8 +157,9 @@ class LimitsKeeper:
             if dirs:
                 with contextlib.suppress(PydistemError):
                     self.limiter.apply(dirs, old_cpu, old_memory, old_cores)
+                    self.limiter.apply_disk(dirs, disk_rules(vnode.disk, workdir))
             raise
-        vnode.cpu, vnode.memory = cpu, memory
+        vnode.cpu, vnode.memory, vnode.disk = cpu, memory, disk
 
     def info(self, vnode: VNode, dirs: list[Path]) -> dict[str, Any]:
         """The limits of ``vnode``, the cores it holds, this pnode's CPU, and its usage."""
@@ -126,6 +167,7 @@ class LimitsKeeper:
         return {
             "cpu": vnode.cpu.model_dump() if vnode.cpu else None,
             "memory": vnode.memory.model_dump() if vnode.memory else None,
+            "disk": [t.model_dump() for t in vnode.disk] if vnode.disk else None,
             "pcores": self.pcores(vnode.name),
             "pnode_cores": host.count,
             "pnode_mhz": host.mhz,

@@ -43,7 +43,7 @@ from pydistem.agent.journal import Entry, Journal
 from pydistem.agent.limits import LimitsKeeper, check_field
 from pydistem.agent.plugins import load_limiter, load_runtime, load_shaper
 from pydistem.errors import Conflict, KernelError, NotFound, PydistemError, ValidationError
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
 from pydistem.model.specs import Traffic, VIface, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
@@ -323,7 +323,7 @@ class Agent:
                 )
             try:
                 rt.validate(vnode)
-                self.limits.validate(vnode.cpu, vnode.memory)
+                self.limits.validate(vnode.cpu, vnode.memory, vnode.disk, self._workdir(vnode.name))
             except ValidationError as exc:
                 raise check_field(prefix, exc) from None
 
@@ -418,7 +418,7 @@ class Agent:
                 here.run(inside, ops)
         rt = self.runtime(vnode.runtime)
         rt.start(ctx)
-        if vnode.cpu or vnode.memory or self.limits.holds(vnode.name):
+        if vnode.cpu or vnode.memory or vnode.disk or self.limits.holds(vnode.name):
             self.limits.apply(vnode, rt.cgroup_dirs(ctx), ctx.workdir)
         self._apply_traffic(vnode, fresh)
 
@@ -589,15 +589,21 @@ class Agent:
         state = "up" if up else "down"
         netlink.set_state(ipr, idx, host, state)
 
-    def vnode_limits(self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None) -> None:
-        """Replace the CPU and memory limits of a vnode (None: no limit), live when it
-        runs. Bad limits raise before anything changes; a kernel refusal puts the old
+    def vnode_limits(
+        self,
+        vnode: str,
+        cpu: CpuLimit | None,
+        memory: MemoryLimit | None,
+        disk: list[DiskThrottle] | None = None,
+    ) -> None:
+        """Replace the CPU, memory and disk limits of a vnode (None: no limit), live when
+        it runs. Bad limits raise before anything changes; a kernel refusal puts the old
         limits back and raises."""
         v = self._get(vnode)
         ctx = self._ctx(v)
-        limited = bool(cpu or memory or v.cpu or v.memory)
+        limited = bool(cpu or memory or disk or v.cpu or v.memory or v.disk)
         dirs = self.runtime(v.runtime).cgroup_dirs(ctx) if limited else []
-        self.limits.change(v, cpu, memory, dirs, ctx.workdir)
+        self.limits.change(v, cpu, memory, dirs, ctx.workdir, disk)
         (ctx.workdir / "spec.json").write_text(v.model_dump_json())
 
     def vnode_limits_info(self, vnode: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pydistem.model.names import expand_group
 COMMANDS = (
     "pnode", "vnetwork", "vroute", "vnode", "viface", "execute", "wait", "deploy", "destroy",
     "clean", "status", "image", "events", "testbeds", "reservations", "release", "vcpu",
-    "vmem", "bootstrap", "quit",
+    "vmem", "vdisk", "bootstrap", "quit",
 )  # fmt: skip
 
 
@@ -279,7 +279,7 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
         return _vnode(args, client, action)
     elif command == "viface":
         return _viface(args, client, action)
-    elif command in ("vcpu", "vmem"):
+    elif command in ("vcpu", "vmem", "vdisk"):
         return limits.run(args, client)
     elif command == "execute":
         return _execute(args, client)

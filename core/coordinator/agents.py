@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from pydistem import errors
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult
 
@@ -42,7 +42,11 @@ class AgentLink(Protocol):
     ) -> None: ...
     def viface_link(self, vnode: str, viface: str, up: bool) -> None: ...
     def vnode_limits(
-        self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None
+        self,
+        vnode: str,
+        cpu: CpuLimit | None,
+        memory: MemoryLimit | None,
+        disk: list[DiskThrottle] | None = None,
     ) -> None: ...
     def vnode_limits_info(self, vnode: str) -> dict[str, Any]: ...
     def clean(self) -> Any: ...
@@ -179,10 +183,17 @@ class HttpAgentLink:
     def viface_link(self, vnode: str, viface: str, up: bool) -> None:
         self._call("PUT", f"/vnodes/{vnode}/vifaces/{viface}/link", {"up": up})
 
-    def vnode_limits(self, vnode: str, cpu: CpuLimit | None, memory: MemoryLimit | None) -> None:
+    def vnode_limits(
+        self,
+        vnode: str,
+        cpu: CpuLimit | None,
+        memory: MemoryLimit | None,
+        disk: list[DiskThrottle] | None = None,
+    ) -> None:
         body = {
             "cpu": cpu.model_dump() if cpu else None,
             "memory": memory.model_dump() if memory else None,
+            "disk": [t.model_dump() for t in disk] if disk else None,
         }
         self._call("PUT", f"/vnodes/{vnode}/limits", body)
 

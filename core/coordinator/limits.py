@@ -1,7 +1,9 @@
-"""CPU and memory limits of vnodes, coordinator side: Distem's vcpu and vmem calls.
+"""CPU, memory and disk limits of vnodes, coordinator side: Distem's vcpu and vmem
+calls, and disk throttling.
 
-``vcpu_create`` / ``vcpu_update`` / ``vcpu_remove`` / ``vcpu_info`` and the same for
-``vmem``. A change is validated (model, then the vnode's pnode: its cores, its frequency,
+``vcpu_create`` / ``vcpu_update`` / ``vcpu_remove`` / ``vcpu_info``, the same for
+``vmem``, and ``vdisk_set`` / ``vdisk_remove`` / ``vdisk_info``. A change is validated
+(model, then the vnode's pnode: its cores, its frequency, its disks,
 its kernel) before anything changes, applied live by the pnode's agent when the vnode is
 built there, and then recorded.
 """
@@ -12,7 +14,7 @@ from typing import Any
 
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import AlreadyExists, NotFound, ValidationError
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit, parse_disk
 from pydistem.model.specs import VNode
 from pydistem.model.validate import parse
 
@@ -27,27 +29,40 @@ def _as_dict(value: Any, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+class _Keep:
+    """The vnode's current value (the default of ``set_limits``'s ``disk``)."""
+
+
+KEEP = _Keep()
+
+
 def set_limits(
-    c: Coordinator, name: str, cpu: CpuLimit | None, memory: MemoryLimit | None
+    c: Coordinator,
+    name: str,
+    cpu: CpuLimit | None,
+    memory: MemoryLimit | None,
+    disk: list[DiskThrottle] | _Keep | None = KEEP,
 ) -> VNode:
-    """Make vnode ``name``'s limits exactly ``cpu`` and ``memory`` (None: no limit),
-    live if it runs. Raises before changing anything when the pnode refuses them."""
+    """Make vnode ``name``'s limits exactly ``cpu``, ``memory`` and ``disk`` (None: no
+    limit; ``disk`` left out: kept), live if it runs. Raises before changing anything
+    when the pnode refuses them."""
     with c._lock:
         v = c._get_vnode(name)
-        candidate = v.model_copy(update={"cpu": cpu, "memory": memory}, deep=True)
+        new_disk = v.disk if isinstance(disk, _Keep) else disk
+        candidate = v.model_copy(update={"cpu": cpu, "memory": memory, "disk": new_disk}, deep=True)
         link = c.link(str(v.host))
         status = v.status
     if status == "INIT":
         _check_on_pnode(link, candidate)
     else:
         try:
-            link.vnode_limits(name, cpu, memory)
+            link.vnode_limits(name, cpu, memory, new_disk)
         except NotFound as exc:
             if exc.kind != "vnode":
                 raise
             _check_on_pnode(link, candidate)  # never built on its pnode (FAILED early)
     with c._lock:
-        v.cpu, v.memory = cpu, memory
+        v.cpu, v.memory, v.disk = cpu, memory, new_disk
         c._save_vnodes([name])
     return v
 
@@ -155,6 +170,32 @@ def vmem_remove(c: Coordinator, name: str) -> MemoryLimit:
     return old
 
 
+# ---------------------------------------------------------------------------- disk
+def vdisk_info(c: Coordinator, name: str) -> list[DiskThrottle]:
+    """The vnode's disk throttles; NotFound("disk") when it has none."""
+    v = c._get_vnode(name)
+    if not v.disk:
+        raise NotFound("disk", name)
+    return v.disk
+
+
+def vdisk_set(c: Coordinator, name: str, data: Any) -> list[DiskThrottle]:
+    """Replace the vnode's disk throttles (one object or a list, one per device; an
+    empty one lifts them), live if it runs."""
+    v = c._get_vnode(name)
+    disk = parse_disk(data)
+    set_limits(c, name, v.cpu, v.memory, disk)
+    return disk or []
+
+
+def vdisk_remove(c: Coordinator, name: str) -> list[DiskThrottle]:
+    """Lift every disk throttle of the vnode; return those removed."""
+    old = vdisk_info(c, name)
+    v = c._get_vnode(name)
+    set_limits(c, name, v.cpu, v.memory, None)
+    return old
+
+
 def limits_info(c: Coordinator, name: str) -> dict[str, Any]:
     """Limits, cores held, pnode CPU and usage, as the vnode's agent reports them (a
     vnode not built yet: its limits only)."""
@@ -163,6 +204,7 @@ def limits_info(c: Coordinator, name: str) -> dict[str, Any]:
         return {
             "cpu": v.cpu.model_dump() if v.cpu else None,
             "memory": v.memory.model_dump() if v.memory else None,
+            "disk": [t.model_dump() for t in v.disk] if v.disk else None,
             "pcores": None,
             "cgroups": [],
             "usage": {},

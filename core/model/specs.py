@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydistem.errors import ValidationError
 from pydistem.model import names, units
 from pydistem.model.images import check_image_url
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit, check_disk
 
 VNodeStatus = Literal["INIT", "CONFIGURING", "RUNNING", "DOWN", "FROZEN", "FAILED"]
 
@@ -148,9 +148,23 @@ class VNode(_Model):
     ssh_key: SshKey | None = None
     cpu: CpuLimit | None = None
     memory: MemoryLimit | None = None
+    disk: list[DiskThrottle] | None = None
     #: ``GATEWAY``: the vnode forwards IPv4 between its vifaces (Distem's vnode mode)
     mode: Literal["NORMAL", "GATEWAY"] = "NORMAL"
     status: VNodeStatus = "INIT"
+
+    @field_validator("disk", mode="before")
+    @classmethod
+    def _disk(cls, v: Any) -> Any:
+        """``disk: {read: 10MiB}`` stands for a list of one throttle; ``[]`` for none."""
+        if v in ([], {}):
+            return None
+        return [v] if isinstance(v, dict | DiskThrottle) else v
+
+    @field_validator("disk")
+    @classmethod
+    def _disk_devices(cls, v: list[DiskThrottle] | None) -> list[DiskThrottle] | None:
+        return None if v is None else check_disk(v)
 
     @model_validator(mode="before")
     @classmethod

@@ -123,6 +123,21 @@ def parse_memory(field: str, value: object) -> int:
     return size
 
 
+_DISK_RATE_UNITS = {k: v for k, v in _MEMORY_UNITS.items() if k} | {"": 1}
+
+
+def parse_disk_rate(field: str, value: object) -> int:
+    """Bytes per second from ``10MiB``, ``10M/s``, ``512k``, ``1048576`` (binary multiples;
+    a bare number is bytes, as the kernel's blkio files). Zero is refused."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lower().endswith("/s"):
+        text = text[:-2]
+    rate = int(_parse(field, text, _DISK_RATE_UNITS, "disk rate (bytes per second)"))
+    if rate <= 0:
+        raise ValidationError(field, f"{value!r}: a disk rate must be greater than zero")
+    return rate
+
+
 def parse_mhz(field: str, value: object) -> float:
     """MHz from ``1200MHz``, ``1.2GHz``, ``800mhz``. Zero is refused."""
     mhz = _parse(field, value, _FREQ_UNITS, "frequency")

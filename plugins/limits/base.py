@@ -13,8 +13,10 @@ import abc
 from pathlib import Path
 from typing import ClassVar
 
+from pydistem.errors import Unsupported
 from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.plugins.limits.host import HostCpu
+from pydistem.plugins.limits.plan import DiskRule
 
 
 class Limiter(abc.ABC):
@@ -47,8 +49,19 @@ class Limiter(abc.ABC):
         Unsupported when a needed cgroup file is missing, KernelError when the kernel
         refuses a value (e.g. a memory limit below what the vnode uses and cannot free)."""
 
+    def check_disk(self) -> None:
+        """Raise Unsupported when this limiter or kernel cannot throttle block I/O."""
+        raise Unsupported(f"the {self.name} limiter has no disk throttling")
+
+    def apply_disk(self, dirs: list[Path], rules: list[DiskRule]) -> None:
+        """Make the block I/O throttling of one vnode's cgroups ``dirs`` exactly ``rules``
+        (devices already resolved; ``[]`` lifts every rule). Idempotent, live. Raises
+        Unsupported or KernelError as :meth:`apply`."""
+        raise Unsupported(f"the {self.name} limiter has no disk throttling")
+
     @abc.abstractmethod
     def usage(self, dirs: list[Path]) -> dict[str, int]:
         """What the vnode consumed so far: ``cpu_ns`` (CPU time), ``memory_bytes`` (now),
         ``oom_kills`` (processes the OOM killer killed in it), ``throttled`` (CFS periods
-        in which it was throttled). A counter the kernel does not offer is left out."""
+        in which it was throttled), ``disk_read_bytes``/``disk_write_bytes`` (block I/O
+        that reached a disk). A counter the kernel does not offer is left out."""

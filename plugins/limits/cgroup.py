@@ -14,7 +14,14 @@ from pydistem.errors import KernelError, Unsupported, ValidationError
 from pydistem.model.limits import CpuLimit, MemoryLimit
 from pydistem.plugins.limits.base import Limiter
 from pydistem.plugins.limits.host import HostCpu, host_cpu
-from pydistem.plugins.limits.plan import Write, plan_limits
+from pydistem.plugins.limits.plan import (
+    V1_DISK_FILES,
+    DiskRule,
+    Write,
+    parse_disk_rules,
+    plan_disk,
+    plan_limits,
+)
 
 
 def _find(dirs: list[Path], file: str) -> Path | None:
@@ -104,6 +111,28 @@ class CgroupLimiter(Limiter):
         writes = plan_limits(cpu, memory, self.host(), pcores, self.v2())
         self._write(dirs, writes)
 
+    def check_disk(self) -> None:
+        if self.v2():
+            with contextlib.suppress(OSError):
+                if "io" in (self.root / "cgroup.controllers").read_text().split():
+                    return
+            raise Unsupported("disk: the cgroup v2 io controller is not available")
+        if not (self.root / "blkio" / V1_DISK_FILES[0][0]).exists():
+            raise Unsupported(
+                "disk: no cgroup v1 blkio throttling (blkio.throttle.* missing: "
+                "mount the blkio controller, kernel CONFIG_BLK_DEV_THROTTLING)"
+            )
+
+    def apply_disk(self, dirs: list[Path], rules: list[DiskRule]) -> None:
+        v2 = self.v2()
+        current: list[str] = []
+        for file in ("io.max",) if v2 else tuple(f for f, _ in V1_DISK_FILES):
+            path = _find(dirs, file)
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    current += parse_disk_rules(path.read_text(), v2)
+        self._write(dirs, plan_disk(rules, current, v2))
+
     def _write(self, dirs: list[Path], writes: list[Write]) -> None:
         for w in writes:
             path = _find(dirs, w.file)
@@ -134,6 +163,16 @@ class CgroupLimiter(Limiter):
             if "oom_kill" in events:
                 out["oom_kills"] = events["oom_kill"]
             current = _find(dirs, "memory.current")
+            io = _find(dirs, "io.stat")
+            if io is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    for line in io.read_text().splitlines():
+                        kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+                        for key, name in (
+                            ("rbytes", "disk_read_bytes"),
+                            ("wbytes", "disk_write_bytes"),
+                        ):
+                            out[name] = out.get(name, 0) + int(kv.get(key, 0))
         else:
             acct = _find(dirs, "cpuacct.usage")
             if acct is not None:
@@ -146,6 +185,14 @@ class CgroupLimiter(Limiter):
             if "oom_kill" in oom:
                 out["oom_kills"] = oom["oom_kill"]
             current = _find(dirs, "memory.usage_in_bytes")
+            io = _find(dirs, "blkio.throttle.io_service_bytes")
+            if io is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    for line in io.read_text().splitlines():
+                        parts = line.split()
+                        if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                            name = "disk_read_bytes" if parts[1] == "Read" else "disk_write_bytes"
+                            out[name] = out.get(name, 0) + int(parts[2])
         if current is not None:
             with contextlib.suppress(OSError, ValueError):
                 out["memory_bytes"] = int(current.read_text())

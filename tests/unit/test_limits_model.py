@@ -124,6 +124,7 @@ def test_plan_v1():
         Write("memory.memsw.limit_in_bytes", "-1", optional=True),
         Write("memory.limit_in_bytes", str(512 * 2**20)),
         Write("memory.memsw.limit_in_bytes", str(768 * 2**20)),
+        Write("memory.soft_limit_in_bytes", "-1", optional=True),
     ]
 
 
@@ -135,6 +136,7 @@ def test_plan_v2_and_no_limits():
         Write("cpu.max", f"{PERIOD_US // 4} {PERIOD_US}"),
         Write("memory.max", str(2**30)),
         Write("memory.swap.max", "0"),
+        Write("memory.low", "0", optional=True),
     ]
     lifted = plan_limits(None, None, HOST, None, v2=True)
     assert lifted == [
@@ -142,6 +144,7 @@ def test_plan_v2_and_no_limits():
         Write("cpu.max", f"max {PERIOD_US}"),
         Write("memory.max", "max"),
         Write("memory.swap.max", "max", optional=True),
+        Write("memory.low", "0", optional=True),
     ]
     assert plan_limits(None, None, HOST, None, v2=False)[2] == Write("cpu.cfs_quota_us", "-1")
 

@@ -134,7 +134,7 @@ def vnode(
             "path": None,
             "sharedpath": None,
             "cow": v.vfilesystem.shared,  # an overlay on the shared image is copy-on-write
-            "disk_throttling": None,
+            "disk_throttling": vresources.disk_throttling(v.disk),
         }
     host = pnodes[v.host].address if v.host in pnodes else v.host
     ssh = None
@@ -246,6 +246,9 @@ def vnode_desc(name: str, desc: dict[str, Any], ssh_key: Any) -> dict[str, Any]:
     fs = desc.get("vfilesystem")
     if fs not in (None, {}):
         doc["vfilesystem"] = vfilesystem_desc(fs, "vfilesystem")
+        disk = vresources.disk_from_desc(fs.get("disk_throttling"), "vfilesystem.disk_throttling")
+        if disk is not None:
+            doc["disk"] = disk
     vifaces = desc.get("vifaces") or []
     if not isinstance(vifaces, list):
         raise invalid("vifaces: a JSON array")
@@ -280,20 +283,16 @@ VNODE_KEYS = {"name", "host", "vfilesystem", "vifaces", "ssh_key", "mode", "stat
 
 
 def vfilesystem_desc(fs: Any, field: str) -> dict[str, Any]:
-    """pydistem VFilesystem fields from Distem's ``{image, shared, cow, disk_throttling}``.
+    """pydistem VFilesystem fields from Distem's ``{image, shared, cow, disk_throttling}``
+    (``disk_throttling`` is the vnode's ``disk``: :func:`.vresources.disk_from_desc`).
 
-    pydistem builds a rootfs as an overlay on the image extracted once per pnode
-    (copy-on-write: writes stay private to the vnode), or as a private copy. Distem's
-    ``cow: true`` and ``shared: true`` both map to the overlay; ``shared: false`` with
-    ``cow: false`` to the private copy; neither given, to the overlay.
+        pydistem builds a rootfs as an overlay on the image extracted once per pnode
+        (copy-on-write: writes stay private to the vnode), or as a private copy. Distem's
+        ``cow: true`` and ``shared: true`` both map to the overlay; ``shared: false`` with
+        ``cow: false`` to the private copy; neither given, to the overlay.
     """
     if not isinstance(fs, dict) or not fs.get("image"):
         raise invalid(f"{field}: an object with an image")
-    if fs.get("disk_throttling") not in (None, {}, []):
-        raise not_implemented(
-            f"{field}.disk_throttling (blkio read/write limits per device)",
-            "pydistem does not throttle vnode disks (no blkio cgroup limits)",
-        )
     given = "shared" in fs or "cow" in fs
     overlay = parse_bool(fs.get("shared")) or parse_bool(fs.get("cow")) or not given
     ignore_unknown(field, fs, {"image", "shared", "cow", "disk_throttling", "path", "sharedpath"})

@@ -3,7 +3,10 @@ MemoryLimit. Pure functions (no Coordinator).
 
 vcpu desc: ``{"corenb": 2, "val": 0.5, "unit": "ratio"}`` (``mhz``: absolute; no ``val``:
 full speed) or ``{"vcores": [{"frequency": x}, ...]}``. vmem desc: ``{"mem": 512,
-"swap": 1024, "hierarchy": "v1"}`` in MB. Numbers may come as strings.
+"swap": 1024, "hierarchy": "v1", "soft_limit": 256}`` in MB. Numbers may come as strings.
+disk_throttling: ``{"hierarchy": "v1", "limits": [{"device": "/dev/sda", "read_limit": n,
+"write_limit": n}]}`` (bytes per second), or Distem 1.3's flat ``{"device", "read_limit",
+"write_limit"}``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from pydistem.coordinator.compat.encoding import invalid, not_implemented
 from pydistem.errors import ValidationError
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
 from pydistem.model.units import parse_memory
 
 
@@ -62,17 +65,19 @@ def memory_from_desc(desc: Any, field: str = "vmem") -> dict[str, Any] | None:
     """pydistem ``memory`` fields from a Distem vmem desc; None for an empty desc."""
     if not isinstance(desc, dict):
         raise invalid(f"{field}: a JSON object like {{'mem': 512, 'swap': 1024}}")
-    if desc.get("soft_limit") not in (None, "", []):
-        raise not_implemented("vmem soft_limit")
+    soft = desc.get("soft_limit")
     mem = desc.get("mem")
     if mem in (None, "", []):
         mem = desc.get("hard_limit")
     swap = desc.get("swap")
+    out: dict[str, Any] = {}
+    if soft not in (None, "", []):
+        out["soft"] = str(soft)
     if mem in (None, "", []):
         if swap not in (None, "", []):
             raise invalid(f"{field}.mem: required with swap")
-        return None
-    out: dict[str, Any] = {"limit": str(mem)}
+        return out or None
+    out["limit"] = str(mem)
     if swap not in (None, "", []):
         out["swap"] = str(swap)
     return out
@@ -122,6 +127,73 @@ def vmem(memory: MemoryLimit | None) -> dict[str, Any] | None:
         "mem": _mb(memory.limit, "limit"),
         "swap": _mb(memory.swap, "swap"),
         "hierarchy": None,
-        "soft_limit": "",
+        "soft_limit": _mb(memory.soft, "soft"),
         "hard_limit": "",
     }
+
+
+_LIMIT_KEYS = {
+    "device": "device",
+    "read_limit": "read",
+    "write_limit": "write",
+    "read_iops": "read_iops",
+    "write_iops": "write_iops",
+}
+
+
+def disk_from_desc(desc: Any, field: str) -> list[dict[str, Any]] | None:
+    """pydistem ``disk`` throttles from Distem's ``disk_throttling``; None for an empty
+    one (no throttling). ``hierarchy`` is ignored: the pnode's own cgroup version is used.
+    """
+    if desc in (None, "", {}, []):
+        return None
+    if not isinstance(desc, dict):
+        raise invalid(f'{field}: an object like {{"limits": [{{"device": "/dev/sda", ...}}]}}')
+    if "limits" in desc:
+        items = desc["limits"]
+        if items in (None, ""):
+            return None
+        if not isinstance(items, list):
+            raise invalid(f"{field}.limits: a JSON array")
+        prefix = f"{field}.limits"
+    else:  # Distem 1.3: one device, flat
+        items, prefix = [desc], field
+    out = []
+    for i, item in enumerate(items):
+        where = f"{prefix}[{i}]" if prefix.endswith("limits") else prefix
+        if not isinstance(item, dict):
+            raise invalid(f"{where}: an object {{device, read_limit, write_limit}}")
+        throttle = {
+            ours: item[theirs]
+            for theirs, ours in _LIMIT_KEYS.items()
+            if item.get(theirs) not in (None, "")
+        }
+        if set(throttle) <= {"device"}:
+            continue  # a device without limits: nothing to throttle
+        out.append(throttle)
+    return out or None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def disk_throttling(disk: list[DiskThrottle] | None) -> dict[str, Any] | None:
+    """Distem's disk_throttling object: ``{"hierarchy", "limits": [{"device",
+    "read_limit", "write_limit"}]}`` (bytes per second as written; a throttle of the
+    rootfs's disk has ``device`` null)."""
+    if not disk:
+        return None
+    limits = []
+    for t in disk:
+        entry: dict[str, Any] = {
+            "device": t.device,
+            "read_limit": _text(t.read),
+            "write_limit": _text(t.write),
+        }
+        if t.read_iops is not None:
+            entry["read_iops"] = str(t.read_iops)
+        if t.write_iops is not None:
+            entry["write_iops"] = str(t.write_iops)
+        limits.append(entry)
+    return {"hierarchy": None, "limits": limits}

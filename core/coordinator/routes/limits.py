@@ -1,7 +1,9 @@
-"""``/vnodes/{name}/cpu`` and ``/vnodes/{name}/memory``: CPU and memory limits of a vnode.
+"""``/vnodes/{name}/cpu``, ``/vnodes/{name}/memory`` and ``/vnodes/{name}/disk``: CPU,
+memory and disk limits of a vnode.
 
 POST creates (400 ``already_exists`` if set), PUT changes the given fields, DELETE lifts
 the limit, GET reads it (404 when none). Changes apply live to a running vnode.
+``PUT /vnodes/{name}/disk`` replaces the disk throttles (an object or a list).
 ``GET /vnodes/{name}/limits`` adds the cores held, the pnode's CPU and the usage.
 """
 
@@ -58,6 +60,21 @@ def vmem_update(c: C, name: str, body: Doc) -> dict[str, Any]:
 @router.delete("/vnodes/{name}/memory")
 def vmem_remove(c: C, name: str) -> dict[str, Any]:
     return limits.vmem_remove(c, name).model_dump()
+
+
+@router.get("/vnodes/{name}/disk")
+def vdisk_info(c: C, name: str) -> list[dict[str, Any]]:
+    return [t.model_dump() for t in limits.vdisk_info(c, name)]
+
+
+@router.put("/vnodes/{name}/disk")
+def vdisk_set(c: C, name: str, body: Doc) -> list[dict[str, Any]]:
+    return [t.model_dump() for t in limits.vdisk_set(c, name, body)]
+
+
+@router.delete("/vnodes/{name}/disk")
+def vdisk_remove(c: C, name: str) -> list[dict[str, Any]]:
+    return [t.model_dump() for t in limits.vdisk_remove(c, name)]
 
 
 @router.get("/vnodes/{name}/limits")
