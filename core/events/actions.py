@@ -173,3 +173,24 @@ def _check_memory(c: Coordinator, ev: Event, field: str, v: VNode) -> None:
 
 
 register("memory", Action(_memory, _check_memory))
+
+
+# ---------------------------------------------------------------------------- disk
+
+
+def _disk(c: Coordinator, ev: Event) -> str:
+    from pydistem.coordinator import limits
+
+    limits.vdisk_set(c, ev.vnode, ev.disk or [])
+    return ev.describe()
+
+
+def _check_disk(c: Coordinator, ev: Event, field: str, v: VNode) -> None:
+    """The throttles are valid (the model checked them); two for one device are refused.
+    Devices are checked by the pnode when the event is applied."""
+    from pydistem.model.limits import check_disk
+
+    check_disk(ev.disk or [], _sub(field, "disk"))
+
+
+register("disk", Action(_disk, _check_disk))

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydistem.errors import Unsupported, ValidationError
+from pydistem.errors import ValidationError
 from pydistem.events.model import Event, parse_time
 from pydistem.model.validate import parse
 
@@ -62,9 +62,12 @@ def check_resource(resource: Any, event_type: Any) -> tuple[dict[str, Any], str]
         raise ValidationError(
             "event_type", f"{event_type!r} is not one of {', '.join(EVENT_TYPES)}"
         )
-    if etype == "disk_throttling":
-        raise Unsupported(f"{etype} events are not available in pydistem")
-    wanted = {"churn": "vnode", "power": "vcpu", "memory_limit": "vnode"}.get(etype, "viface")
+    wanted = {
+        "churn": "vnode",
+        "power": "vcpu",
+        "memory_limit": "vnode",
+        "disk_throttling": "vnode",
+    }.get(etype, "viface")
     if kind != wanted:
         raise ValidationError(
             "resource.type", f"a {etype} event applies to a {wanted}, not a {kind}"
@@ -109,6 +112,9 @@ def to_event(
     elif etype == "memory_limit":
         doc["action"] = "memory"
         doc["memory"] = {"limit": _with_unit(value, "MiB")}  # Distem's vmem is in MB
+    elif etype == "disk_throttling":
+        doc["action"] = "disk"
+        doc["disk"] = disk_value(value, field)
     else:
         key, unit = TRAFFIC_TYPES[etype]
         doc.update(
@@ -117,6 +123,21 @@ def to_event(
         if res.get("viface_direction"):
             doc["direction"] = res["viface_direction"]
     return parse(Event, doc, field)
+
+
+def disk_value(value: Any, field: str) -> list[dict[str, Any]]:
+    """A disk_throttling event's value: a disk_throttling object (as in a vfilesystem:
+    replaces the vnode's throttles; empty lifts them), or bytes per second for both read
+    and write on the disk of the vnode's rootfs."""
+    from pydistem.coordinator.compat.vresources import disk_from_desc
+
+    if isinstance(value, dict):
+        return disk_from_desc({str(k).lower(): v for k, v in value.items()}, field) or []
+    if value in (None, "") or isinstance(value, bool):
+        raise ValidationError(field, f"{value!r}: a disk rate in bytes per second")
+    if str(value).strip().lower() in ("none", "unlimited", "0"):
+        return []
+    return [{"read": str(value), "write": str(value)}]
 
 
 def trace_events(resource: Any, event_type: Any, trace: Any, source: str = "trace") -> list[Event]:

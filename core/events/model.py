@@ -24,11 +24,12 @@ from pydantic import (
 
 from pydistem.errors import ValidationError
 from pydistem.model import names
+from pydistem.model.limits import DiskThrottle, check_disk
 from pydistem.model.specs import Traffic
 from pydistem.model.validate import parse
 
 #: actions on a vnode
-VNODE_ACTIONS = ("stop", "start", "freeze", "unfreeze", "cpu", "memory")
+VNODE_ACTIONS = ("stop", "start", "freeze", "unfreeze", "cpu", "memory", "disk")
 #: actions on one viface of a vnode
 VIFACE_ACTIONS = ("traffic", "viface_down", "viface_up")
 ACTIONS = VIFACE_ACTIONS + VNODE_ACTIONS
@@ -38,7 +39,16 @@ TRAFFIC_KEYS = tuple(Traffic.model_fields)
 NONE = "none"
 
 Action = Literal[
-    "traffic", "viface_down", "viface_up", "stop", "start", "freeze", "unfreeze", "cpu", "memory"
+    "traffic",
+    "viface_down",
+    "viface_up",
+    "stop",
+    "start",
+    "freeze",
+    "unfreeze",
+    "cpu",
+    "memory",
+    "disk",
 ]
 
 _TIME_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
@@ -93,6 +103,7 @@ class Event(_Model):
     traffic: dict[str, str] | None = None
     cpu: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
+    disk: list[DiskThrottle] | None = None
     source: str = ""
     id: int | None = None
 
@@ -130,6 +141,20 @@ class Event(_Model):
         """``memory: 256MiB`` stands for ``memory: {limit: 256MiB}``."""
         if isinstance(v, str | int | float) and not isinstance(v, bool):
             return {"limit": v}
+        return v
+
+    @field_validator("disk", mode="before")
+    @classmethod
+    def _disk(cls, v: Any) -> Any:
+        """``disk: {read: 10MiB}`` stands for a list of one throttle; ``none`` for ``[]``."""
+        if v is None:
+            return v
+        if isinstance(v, str) and v.strip().lower() == NONE:
+            return []
+        if isinstance(v, dict):
+            return [v]
+        if not isinstance(v, list):
+            raise ValidationError("disk", "a throttle like {read: 10MiB} or a list of them")
         return v
 
     @field_validator("traffic", mode="before")
@@ -173,6 +198,13 @@ class Event(_Model):
                 raise ValidationError("memory", "a memory event sets e.g. memory: {limit: 256MiB}")
         elif self.memory is not None:
             raise ValidationError("memory", f"not a parameter of {self.action}")
+        if self.disk:
+            check_disk(self.disk)
+        if self.action == "disk":
+            if self.disk is None:
+                raise ValidationError("disk", "a disk event sets e.g. disk: {read: 10MiB}")
+        elif self.disk is not None:
+            raise ValidationError("disk", f"not a parameter of {self.action}")
         if self.direction != "both" and self.action != "traffic":
             raise ValidationError("direction", f"not a parameter of {self.action}")
         return self
@@ -187,6 +219,14 @@ class Event(_Model):
             return f"{self.direction}: {what}"
         if self.action in ("cpu", "memory"):
             return ", ".join(f"{k}={v}" for k, v in (getattr(self, self.action) or {}).items())
+        if self.action == "disk":
+            return (
+                "; ".join(
+                    ", ".join(f"{k}={v}" for k, v in t.model_dump(exclude_none=True).items())
+                    for t in self.disk or []
+                )
+                or "none"
+            )
         return ""
 
 

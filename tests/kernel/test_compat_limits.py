@@ -8,17 +8,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from test_compat_wire import FORM, distemd_port, form, image, ok, stack  # noqa: F401 - fixtures
 
+from pydistem.agent.cgroups import is_v2
 from pydistem.client import Client
 from pydistem.coordinator import limits
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import ValidationError
+from pydistem.plugins.limits import blockdev
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lxc]
 
@@ -143,3 +146,107 @@ def test_distem_client_then_ours(distemd_port: int, image: Path, tmp_path: Path)
         [cli, "--set-vmem", "vnode=node1,mem=256"], env=env, capture_output=True, text=True
     )
     assert d1.returncode != 0 and "already exists" in d1.stderr  # Distem: 400 too
+
+
+def disk_path(dev: str) -> str:
+    """``/dev/<name>`` of block device ``major:minor`` (its uevent names it)."""
+    uevent = Path(f"/sys/dev/block/{dev}/uevent").read_text()
+    return "/dev/" + next(x[8:] for x in uevent.splitlines() if x.startswith("DEVNAME="))
+
+
+def cgroup_text(c: Coordinator, vnode: str, file: str) -> str:
+    for d in limits.limits_info(c, vnode)["cgroups"]:
+        if (Path(d) / file).exists():
+            return (Path(d) / file).read_text().strip()
+    raise AssertionError(f"no {file}")
+
+
+@pytest.mark.skipif(is_v2(), reason="reads the v1 blkio and memory files")
+def test_disk_throttling_and_soft_limit_routes(
+    stack: tuple[Coordinator, TestClient],  # noqa: F811
+    image: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    c, client = stack
+    put = lambda path, **f: client.put(path, content=form(**f), headers=FORM)  # noqa: E731
+    post = lambda path, **f: client.post(path, content=form(**f), headers=FORM)  # noqa: E731
+    ok(post("/pnodes", target=["localhost"]))
+    dev = blockdev.resolve(None, tmp_path, "disk")  # the agent's folder is under tmp_path
+    device = disk_path(dev)
+    mib = 2**20
+    throttling = {
+        "hierarchy": "v1",
+        "limits": [{"device": device, "read_limit": str(8 * mib), "write_limit": str(4 * mib)}],
+    }
+    desc = {
+        "vfilesystem": {"image": str(image), "disk_throttling": throttling},
+        "vmem": {"mem": "64", "soft_limit": "32"},
+    }
+    node = ok(post("/vnodes/node2", desc=desc))
+    assert node["vfilesystem"]["disk_throttling"] == {
+        "hierarchy": None,
+        "limits": [{"device": device, "read_limit": str(8 * mib), "write_limit": str(4 * mib)}],
+    }
+    assert node["vmem"]["soft_limit"] == "32"
+    ok(put("/vnodes/node2", type="update", desc={"status": "RUNNING"}))
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == f"{dev} {4 * mib}"
+    assert cgroup_text(c, "node2", "blkio.throttle.read_bps_device") == f"{dev} {8 * mib}"
+    assert int(cgroup_text(c, "node2", "memory.soft_limit_in_bytes")) == 32 * mib
+
+    # live: PUT /vnodes/:v/filesystem with only disk_throttling (Distem 1.3's flat shape)
+    fs = ok(
+        put(
+            "/vnodes/node2/filesystem",
+            desc={"disk_throttling": {"device": device, "write_limit": str(2 * mib)}},
+        )
+    )
+    assert fs["disk_throttling"]["limits"][0]["write_limit"] == str(2 * mib)
+    assert fs["image"] == f"file://{image}" or fs["image"] == str(image)
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == f"{dev} {2 * mib}"
+    assert cgroup_text(c, "node2", "blkio.throttle.read_bps_device") == ""
+    cmd = "dd if=/dev/zero of=/big bs=256k count=24 oflag=direct 2>/dev/null; echo done"
+    t0 = time.monotonic()
+    assert ok(post("/vnodes/node2/commands", command=cmd)) == ["done"]
+    rate = 6 / (time.monotonic() - t0)
+    assert 0.75 * 2 <= rate <= 1.25 * 2, f"{rate:.2f} MiB/s under a 2 MiB/s write limit"
+
+    # bad input changes nothing
+    r = put(
+        "/vnodes/node2/filesystem",
+        desc={"disk_throttling": {"limits": [{"device": "/dev/null", "read_limit": "1"}]}},
+    )
+    assert err(r) == (400, "InvalidParameterError") and "/dev/null" in r.headers[ERROR_HEADER]
+    r = put(
+        "/vnodes/node2/filesystem",
+        desc={"disk_throttling": {"limits": [{"device": device, "read_limit": "fast"}]}},
+    )
+    assert err(r) == (400, "InvalidParameterError") and "read" in r.headers[ERROR_HEADER]
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == f"{dev} {2 * mib}"
+
+    # vmem soft_limit, live
+    r = put("/vnodes/node2/vmem", desc={"mem": "64", "soft_limit": "16"})
+    assert (r.status_code, r.content) == (200, b"")
+    assert int(cgroup_text(c, "node2", "memory.soft_limit_in_bytes")) == 16 * mib
+    assert ok(client.get("/vnodes/node2/vmem"))["soft_limit"] == "16"
+    r = put("/vnodes/node2/vmem", desc={"mem": "64", "soft_limit": "128"})
+    assert err(r) == (400, "InvalidParameterError") and "soft" in r.headers[ERROR_HEADER]
+
+    # a disk_throttling event: bytes per second for read and write on the rootfs's disk
+    vnode = {"type": "vnode", "vnodename": "node2"}
+    ok_empty = post(
+        "/events/trace", resource=vnode, event_type="disk_throttling", trace={"0.2": str(mib)}
+    )
+    assert ok_empty.status_code == 200, ok_empty.headers.get(ERROR_HEADER)
+    assert post("/eventmanager").status_code == 200
+    deadline = time.monotonic() + 10
+    while cgroup_text(c, "node2", "blkio.throttle.read_bps_device") != f"{dev} {mib}":
+        assert time.monotonic() < deadline, "the disk_throttling event was not applied"
+        time.sleep(0.1)
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == f"{dev} {mib}"
+    assert client.delete("/eventmanager").status_code == 200
+    # an empty disk_throttling lifts every rule
+    fs = ok(put("/vnodes/node2/filesystem", desc={"disk_throttling": {}}))
+    assert fs["disk_throttling"] is None
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == ""
+    ok(put("/vnodes", type="stop"))
+    ok(put("/vnodes", type="remove"))

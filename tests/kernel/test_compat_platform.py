@@ -235,23 +235,23 @@ def test_loose_inputs(h: httpx.Client, image: Path) -> None:
     assert call(h, "GET", "/pnodes/127.0.0.1")["algorithms"] == {"cpu": "gov"}
     bad = call(h, "PUT", "/pnodes/localhost", 400, desc={"algorithms": {"cpu": "turbo"}})
     assert "algorithms.cpu" in bad.headers[ERROR_HEADER]
-    # vfilesystem: cow maps to the overlay, disk_throttling is refused naming it
+    # vfilesystem: cow maps to the overlay, a bad disk_throttling is refused naming it
     r = call(
         h,
         "POST",
         "/vnodes/x3",
-        501,
+        400,
         desc={
             "vfilesystem": {
                 "image": str(image),
                 "disk_throttling": {
                     "hierarchy": "v1",
-                    "limits": [{"device": "/dev/sda", "read_limit": "1M"}],
+                    "limits": [{"device": "/dev/sda", "read_limit": "1 per hour"}],
                 },
             }
         },
     )
-    assert "disk_throttling" in r.headers[ERROR_HEADER]
+    assert "disk[0].read" in r.headers[ERROR_HEADER]
     assert "x3" not in call(h, "GET", "/vnodes"), "a refused vnode leaves nothing"
     x3 = call(h, "POST", "/vnodes/x3", desc={"vfilesystem": {"image": str(image), "cow": "true"}})
     assert x3["vfilesystem"]["cow"] is True

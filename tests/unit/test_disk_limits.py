@@ -146,8 +146,9 @@ def test_distem_disk_throttling_both_shapes() -> None:
         "hierarchy": None,
         "limits": [{"device": "/dev/sda", "read_limit": "1048576", "write_limit": ""}],
     }
-    with pytest.raises(Exception, match="limits"):
+    with pytest.raises(ValidationError) as err:
         vresources.disk_from_desc({"limits": "x"}, "fs")
+    assert err.value.field == "fs.limits"
 
 
 def test_distem_soft_limit() -> None:
@@ -158,3 +159,28 @@ def test_distem_soft_limit() -> None:
     assert vresources.memory_from_desc({"soft_limit": 128}) == {"soft": "128"}
     shape = vresources.vmem(MemoryLimit(limit="512", soft="256"))
     assert shape is not None and shape["soft_limit"] == "256" and shape["mem"] == "512"
+
+
+# ---------------------------------------------------------------------------- events
+def test_disk_events() -> None:
+    from pydistem.events import distem
+    from pydistem.events.model import Event
+
+    ev = parse(Event, {"at": 1, "action": "disk", "vnode": "n1", "disk": {"write": "1MiB"}})
+    assert ev.disk == [DiskThrottle(write="1MiB")] and ev.describe() == "write=1MiB"
+    assert parse(Event, {"at": 1, "action": "disk", "vnode": "n1", "disk": "none"}).disk == []
+    with pytest.raises(ValidationError, match="disk"):
+        parse(Event, {"at": 1, "action": "disk", "vnode": "n1"})
+    with pytest.raises(ValidationError, match="read"):
+        parse(Event, {"at": 1, "action": "disk", "vnode": "n1", "disk": {"read": "fast"}})
+    vnode = {"type": "vnode", "vnodename": "n1"}
+    evs = distem.trace_events(vnode, "disk_throttling", {"2": 1048576, "5": "unlimited"})
+    assert [(e.at, e.action, e.disk) for e in evs] == [
+        (2.0, "disk", [DiskThrottle(read="1048576", write="1048576")]),
+        (5.0, "disk", []),
+    ]
+    obj = {"limits": [{"device": "/dev/vda", "write_limit": "2048"}]}
+    (ev,) = distem.trace_events(vnode, "disk_throttling", {"1": obj})
+    assert ev.disk == [DiskThrottle(device="/dev/vda", write="2048")]
+    with pytest.raises(ValidationError, match=r"resource\.type"):
+        distem.trace_events({"type": "vcpu", "vnodename": "n1"}, "disk_throttling", {"1": 1})

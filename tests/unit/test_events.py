@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pydistem.errors import Conflict, PydistemError, Unsupported, ValidationError
+from pydistem.errors import Conflict, PydistemError, ValidationError
 from pydistem.events import distem
 from pydistem.events.churn import churn_events
 from pydistem.events.model import Churn, Event, parse_items, parse_time
@@ -282,9 +282,13 @@ def test_bad_distem_traces_name_the_field(resource, etype, text, field) -> None:
     assert exc.value.field == field
 
 
-def test_distem_types_pydistem_lacks_are_unsupported() -> None:
-    with pytest.raises(Unsupported, match="disk_throttling"):
-        distem.check_resource({"type": "vnode", "vnodename": "n1"}, "disk_throttling")
+def test_distem_disk_throttling_applies_to_a_vnode() -> None:
+    res, etype = distem.check_resource({"type": "vnode", "vnodename": "n1"}, "disk_throttling")
+    assert etype == "disk_throttling" and res["vnodename"] == "n1"
+    with pytest.raises(ValidationError, match="applies to a vnode"):
+        distem.check_resource(
+            {"type": "viface", "vnodename": "n1", "vifacename": "if0"}, "disk_throttling"
+        )
 
 
 def test_distem_memory_limit_is_a_memory_event_in_mib() -> None:

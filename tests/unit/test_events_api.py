@@ -247,12 +247,13 @@ def test_distem_event_routes_replayed_from_the_wire_capture(stack) -> None:  # t
     assert r.status_code == 400 and r.headers[ERROR_HEADER].startswith("InvalidParameterError")
     r = api.post("/events/trace", content="resource=%7Bbad&event_type=churn", headers=FORM)
     assert r.status_code == 400 and r.headers[ERROR_HEADER].startswith("ParserError")
+    assert len(c.events.events) == 4
     r = api.post(
         "/events/trace",
-        content=form(resource=vnode, event_type="disk_throttling", trace={"1": "100"}),
+        content=form(resource=vnode, event_type="disk_throttling", trace={"1": "bad"}),
         headers=FORM,
     )
-    assert r.status_code == 501 and "disk_throttling" in r.headers[ERROR_HEADER]
+    assert r.status_code == 400 and "trace['1'].disk[0].read" in r.headers[ERROR_HEADER]
     assert len(c.events.events) == 4
 
     # event_manager_start / _stop (empty bodies, Content-Type still sent)

@@ -144,17 +144,18 @@ _LIMIT_KEYS = {
 def disk_from_desc(desc: Any, field: str) -> list[dict[str, Any]] | None:
     """pydistem ``disk`` throttles from Distem's ``disk_throttling``; None for an empty
     one (no throttling). ``hierarchy`` is ignored: the pnode's own cgroup version is used.
+    Raises ValidationError naming ``field``.
     """
     if desc in (None, "", {}, []):
         return None
     if not isinstance(desc, dict):
-        raise invalid(f'{field}: an object like {{"limits": [{{"device": "/dev/sda", ...}}]}}')
+        raise ValidationError(field, 'an object like {"limits": [{"device": "/dev/sda", ...}]}')
     if "limits" in desc:
         items = desc["limits"]
         if items in (None, ""):
             return None
         if not isinstance(items, list):
-            raise invalid(f"{field}.limits: a JSON array")
+            raise ValidationError(f"{field}.limits", "a JSON array")
         prefix = f"{field}.limits"
     else:  # Distem 1.3: one device, flat
         items, prefix = [desc], field
@@ -162,7 +163,7 @@ def disk_from_desc(desc: Any, field: str) -> list[dict[str, Any]] | None:
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]" if prefix.endswith("limits") else prefix
         if not isinstance(item, dict):
-            raise invalid(f"{where}: an object {{device, read_limit, write_limit}}")
+            raise ValidationError(where, "an object {device, read_limit, write_limit}")
         throttle = {
             ours: item[theirs]
             for theirs, ours in _LIMIT_KEYS.items()
