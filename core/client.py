@@ -283,6 +283,31 @@ class Client(EventsMixin, LimitsCalls):
         """Every vroute: ``{"source", "destination", "gateway"}``."""
         return self._request("GET", "/vroutes")
 
+    def pnodes_launch_probes(
+        self, desc: Any, ref_time: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Start probes on every pnode, replacing those running: ``desc`` is a list of
+        ``{"type": "bw"|"loadavg"|"cpu"|"memory", "frequency": 2, "name", "interface"}``
+        or Distem's ``{"bw": {"frequency": 1, "interface": "eth0"}}``. ``ref_time`` is
+        accepted for Distem's signature; the coordinator's clock is used."""
+        return self._request("POST", "/probes", {"probes": desc}, wait=30)
+
+    def pnodes_stop_probes(self) -> None:
+        """Pause every pnode's probes (their data is kept)."""
+        self._request("PUT", "/probes", {"state": "stop"}, wait=30)
+
+    def pnodes_restart_probes(self) -> None:
+        """Resume the probes after pnodes_stop_probes (NotFound when none were launched)."""
+        self._request("PUT", "/probes", {"state": "restart"}, wait=30)
+
+    def pnodes_delete_probes(self) -> None:
+        """Stop every pnode's probes and forget their data."""
+        self._request("DELETE", "/probes", wait=30)
+
+    def pnodes_get_probes_data(self) -> dict[str, dict[str, list[list[Any]]]]:
+        """pnode id -> ``{probe name: [[time, [values...]], ...]}``."""
+        return self._request("GET", "/probes")
+
     def pnodes_probe(self, interface: str) -> dict[str, str | None]:
         """Probe whether each pnode's ``interface`` carries frames for foreign MACs
         (classic vnetworks need it): pnode -> None, or why it cannot."""

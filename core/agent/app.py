@@ -21,6 +21,7 @@ from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token
 from pydistem.errors import ValidationError
 from pydistem.model.limits import CpuLimit, MemoryLimit, parse_disk
+from pydistem.model.probes import parse_probes
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.model.validate import parse
 
@@ -189,6 +190,31 @@ def vnode_limits(request: Request, name: str, body: Doc) -> dict[str, Any]:
     memory = parse(MemoryLimit, body["memory"], "memory") if body.get("memory") else None
     _agent(request).vnode_limits(name, cpu, memory, parse_disk(body.get("disk")))
     return {"ok": True}
+
+
+@router.post("/probes")
+def probes_launch(request: Request, body: Doc) -> dict[str, Any]:
+    probes = parse_probes(body.get("probes"))
+    ref = body.get("ref_time")
+    _agent(request).probes_launch(probes, float(ref) if ref is not None else None)
+    return {"ok": True}
+
+
+@router.put("/probes")
+def probes_state(request: Request, body: Doc) -> dict[str, Any]:
+    _agent(request).probes_state(str(body.get("state")))
+    return {"ok": True}
+
+
+@router.delete("/probes")
+def probes_delete(request: Request) -> dict[str, Any]:
+    _agent(request).probes_delete()
+    return {"ok": True}
+
+
+@router.get("/probes")
+def probes_data(request: Request) -> dict[str, Any]:
+    return _agent(request).probes_data()
 
 
 @router.get("/vnodes/{name}/limits")

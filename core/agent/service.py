@@ -42,8 +42,10 @@ from pydistem.agent.cgroups import clean_cgroup
 from pydistem.agent.journal import Entry, Journal
 from pydistem.agent.limits import LimitsKeeper, check_field
 from pydistem.agent.plugins import load_limiter, load_runtime, load_shaper
+from pydistem.agent.probes import ProbeSet
 from pydistem.errors import Conflict, KernelError, NotFound, PydistemError, ValidationError
 from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
+from pydistem.model.probes import Probe
 from pydistem.model.specs import Traffic, VIface, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
 
@@ -96,6 +98,7 @@ class Agent:
         self._vnets: dict[str, VNetwork] = {}
         self._vnodes: dict[str, VNode] = {}
         self.limits = LimitsKeeper(load_limiter)
+        self.probes = ProbeSet()
         self._load_state()
 
     # ------------------------------------------------------------------ naming
@@ -741,9 +744,31 @@ class Agent:
                 out.update(self.runtime(name).cleaners())
         return out
 
+    # ------------------------------------------------------------------ probes
+    def probes_launch(self, probes: list[Probe], ref_time: float | None = None) -> None:
+        """Replace this pnode's probes and start sampling (see :class:`ProbeSet`)."""
+        self.probes.launch(probes, ref_time)
+
+    def probes_state(self, state: str) -> None:
+        """``stop`` pauses the probes; ``restart`` resumes them."""
+        if state == "stop":
+            self.probes.stop()
+        elif state == "restart":
+            self.probes.restart()
+        else:
+            raise ValidationError("state", f"{state!r} is not stop or restart")
+
+    def probes_delete(self) -> None:
+        self.probes.delete()
+
+    def probes_data(self) -> dict[str, list[list[Any]]]:
+        return self.probes.data()
+
     def clean(self) -> CleanReport:
         """Remove every object this agent ever created and did not remove, newest
-        first — also after a crash. Removes nothing it did not create. Idempotent."""
+        first — also after a crash. Removes nothing it did not create. Idempotent.
+        Stops and forgets the probes."""
+        self.probes.delete()
         report = CleanReport()
         cleaners = self.cleaners()
         for entry in reversed(self.journal.live()):
@@ -768,6 +793,7 @@ class Agent:
         return report
 
     def close(self) -> None:
+        self.probes.delete()
         self._pool.shutdown()
         for ipr in self._sockets:
             ipr.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydistem import __version__
-from pydistem.cli import bootstrap, deploy, distem1, events, limits, output, testbed
+from pydistem.cli import bootstrap, deploy, distem1, events, limits, output, probes, testbed
 from pydistem.client import Client, ExecResult
 from pydistem.errors import PydistemError, ValidationError
 from pydistem.model.names import expand_group
@@ -24,7 +24,7 @@ from pydistem.model.names import expand_group
 COMMANDS = (
     "pnode", "vnetwork", "vroute", "vnode", "viface", "execute", "wait", "deploy", "destroy",
     "clean", "status", "image", "events", "testbeds", "reservations", "release", "vcpu",
-    "vmem", "vdisk", "bootstrap", "quit",
+    "vmem", "vdisk", "probes", "bootstrap", "quit",
 )  # fmt: skip
 
 
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="remove the limits of DIRECTION")
 
     limits.add_parsers(sub, cmd)
+    probes.add_parsers(sub, cmd)
 
     # execute, wait
     p = cmd(sub, "execute", "run a command in vnodes: distem execute VNODE -- CMD ...")
@@ -281,6 +282,8 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
         return _viface(args, client, action)
     elif command in ("vcpu", "vmem", "vdisk"):
         return limits.run(args, client)
+    elif command == "probes":
+        return probes.run(args, client)
     elif command == "execute":
         return _execute(args, client)
     elif command == "wait":

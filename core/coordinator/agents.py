@@ -14,6 +14,7 @@ import httpx
 
 from pydistem import errors
 from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
+from pydistem.model.probes import Probe
 from pydistem.model.specs import Traffic, VNetwork, VNode
 from pydistem.plugins.runtimes.base import ExecResult
 
@@ -49,6 +50,10 @@ class AgentLink(Protocol):
         disk: list[DiskThrottle] | None = None,
     ) -> None: ...
     def vnode_limits_info(self, vnode: str) -> dict[str, Any]: ...
+    def probes_launch(self, probes: list[Probe], ref_time: float | None = None) -> None: ...
+    def probes_state(self, state: str) -> None: ...
+    def probes_delete(self) -> None: ...
+    def probes_data(self) -> dict[str, list[list[Any]]]: ...
     def clean(self) -> Any: ...
     # Distem's global tables and latency matrix
     def etc_hosts_set(self, vnode_hosts: str, pnode_lines: list[str]) -> dict[str, str | None]: ...
@@ -199,6 +204,19 @@ class HttpAgentLink:
 
     def vnode_limits_info(self, vnode: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/vnodes/{vnode}/limits"))
+
+    def probes_launch(self, probes: list[Probe], ref_time: float | None = None) -> None:
+        body = {"probes": [p.model_dump() for p in probes], "ref_time": ref_time}
+        self._call("POST", "/probes", body)
+
+    def probes_state(self, state: str) -> None:
+        self._call("PUT", "/probes", {"state": state})
+
+    def probes_delete(self) -> None:
+        self._call("DELETE", "/probes")
+
+    def probes_data(self) -> dict[str, list[list[Any]]]:
+        return dict(self._call("GET", "/probes"))
 
     def clean(self) -> Any:
         return self._call("POST", "/clean")

@@ -188,6 +188,16 @@ def wait_true(x: Any) -> None:
     assert x == ["true"]
 
 
+def probes(x: Any) -> None:
+    """``{pnode hostname: {probe name: [[time, [values...]], ...]}}``; the vector's probe
+    is ``bw`` (it may have no sample yet: the first rate needs two readings)."""
+    assert isinstance(x, dict) and x
+    for series in x.values():
+        assert list(series) == ["bw"]
+        for t, values in series["bw"]:
+            assert isinstance(t, float) and len(values) == 2
+
+
 SHAPES = {
     "pnode": pnode,
     "pnode_list": listed(pnode),
@@ -206,6 +216,7 @@ SHAPES = {
     "lines": lines,
     "commands": commands,
     "wait_true": wait_true,
+    "probes": probes,
 }
 
 

@@ -1,22 +1,19 @@
 """Distem's per-pnode routes beyond init and info: CPU algorithm (``PUT /pnodes/:p``),
-quit of one pnode, its cpu and memory descriptions, and probes (not implemented).
+quit of one pnode, its cpu and memory descriptions, and probes (``/pnodes/probes``,
+through :mod:`pydistem.coordinator.probes`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydistem.coordinator import probes
 from pydistem.coordinator.compat import shapes
-from pydistem.coordinator.compat.encoding import invalid, not_found, not_implemented
+from pydistem.coordinator.compat.encoding import invalid, json_field, not_found
 from pydistem.coordinator.compat.router import Form, _desc, _route
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import PydistemError
 from pydistem.model.specs import PNode
-
-PROBES = (
-    "probes (Distem's periodic pnode resource probes)",
-    "pydistem does not sample pnode resources; use the vnodes' own tools",
-)
 
 
 def _pnode(c: Coordinator, name: str) -> tuple[int, PNode]:
@@ -32,7 +29,7 @@ def _pnode(c: Coordinator, name: str) -> tuple[int, PNode]:
 @_route("PUT", "/pnodes/{pnode}")
 def pnode_update(c: Coordinator, form: Form, pnode: str) -> Any:
     if pnode == "probes":
-        raise not_implemented(*PROBES)
+        return probes_state(c, form)
     _pnode(c, pnode)
     algorithms = _desc(form).get("algorithms")
     if algorithms in (None, {}):
@@ -50,9 +47,9 @@ def pnode_update(c: Coordinator, form: Form, pnode: str) -> Any:
 
 
 @_route("DELETE", "/pnodes/{pnode}")
-def pnode_quit(c: Coordinator, form: Form, pnode: str) -> dict[str, Any]:
+def pnode_quit(c: Coordinator, form: Form, pnode: str) -> Any:
     if pnode == "probes":
-        raise not_implemented(*PROBES)
+        return probes_delete(c, form)
     index, p = _pnode(c, pnode)
     c.pnode_quit(p.id)
     return shapes.pnode(p, index, "READY")
@@ -70,9 +67,31 @@ def pmemory_info(c: Coordinator, form: Form, pnode: str) -> dict[str, Any]:
     return shapes.pnode(p, index)["memory"]  # type: ignore[no-any-return]
 
 
-def _probes(c: Coordinator, form: Form) -> Any:
-    raise not_implemented(*PROBES)
+# ---------------------------------------------------------------------------- probes
+@_route("POST", "/pnodes/probes")
+def probes_launch(c: Coordinator, form: Form) -> str:
+    """``desc`` ``{"ProbeBW": {"frequency": 1, "name": "bw", "interface": "eth0"}}``
+    (also ``bw``, ``loadavg``, ``cpu``, ``memory``); ``ref_time`` is the coordinator's
+    own clock here."""
+    desc = json_field(form, "desc", None)
+    if desc in (None, {}):
+        raise invalid('desc: the probes, like {"bw": {"frequency": 1}}')
+    probes.launch(c, desc)
+    return ""
 
 
-for _method in ("POST", "PUT", "DELETE"):
-    _route(_method, "/pnodes/probes")(_probes)
+def probes_state(c: Coordinator, form: Form) -> str:
+    """``state=stop`` pauses the probes; any other state restarts them, as in Distem."""
+    probes.set_state(c, "stop" if form.get("state") == "stop" else "restart")
+    return ""
+
+
+def probes_delete(c: Coordinator, form: Form) -> str:
+    probes.delete(c)
+    return ""
+
+
+def probes_data(c: Coordinator) -> dict[str, Any]:
+    """``{pnode hostname: {probe name: [[time, [values...]], ...]}}``."""
+    data = probes.data(c)
+    return {c.pnodes[pid].hostname or c.pnodes[pid].address: d for pid, d in data.items()}

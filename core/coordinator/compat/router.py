@@ -158,10 +158,9 @@ def pnodes_info(c: Coordinator, form: Form) -> dict[str, Any]:
 @_route("GET", "/pnodes/{pnode}")
 def pnode_info(c: Coordinator, form: Form, pnode: str) -> dict[str, Any]:
     if pnode == "probes":
-        raise not_implemented(
-            "probes (Distem's periodic pnode resource probes)",
-            "pydistem does not sample pnode resources; use the vnodes' own tools",
-        )
+        from pydistem.coordinator.compat.pnode_admin import probes_data
+
+        return probes_data(c)
     try:
         pid = c.resolve_pnode(pnode)
     except PydistemError:

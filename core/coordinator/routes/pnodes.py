@@ -1,4 +1,4 @@
-"""``/pnodes``: physical nodes and their agents."""
+"""``/pnodes``: physical nodes and their agents; ``/probes``: what they sample."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from pydistem.coordinator import networks
+from pydistem.coordinator import networks, probes
 from pydistem.coordinator.routes import coordinator
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, ValidationError
@@ -37,6 +37,34 @@ def pnodes_probe(c: C, body: Annotated[dict[str, Any], Body()]) -> dict[str, str
     if not isinstance(iface, str) or not iface:
         raise ValidationError("interface", "the uplink interface to probe, e.g. eth1")
     return networks.probe_uplinks(c, iface, force=True)
+
+
+@router.post("/probes")
+def probes_launch(c: C, body: Annotated[Any, Body()]) -> list[dict[str, Any]]:
+    """Start probes on every pnode: ``{"probes": [{"type", "frequency", "name",
+    "interface"}]}`` (or the list alone)."""
+    desc = body.get("probes") if isinstance(body, dict) and "probes" in body else body
+    return [p.model_dump() for p in probes.launch(c, desc)]
+
+
+@router.put("/probes")
+def probes_state(c: C, body: Annotated[dict[str, Any], Body()]) -> dict[str, bool]:
+    state = body.get("state")
+    if state not in ("stop", "restart"):
+        raise ValidationError("state", f"{state!r} is not stop or restart")
+    probes.set_state(c, state)
+    return {"ok": True}
+
+
+@router.delete("/probes")
+def probes_delete(c: C) -> dict[str, bool]:
+    probes.delete(c)
+    return {"ok": True}
+
+
+@router.get("/probes")
+def probes_data(c: C) -> dict[str, Any]:
+    return probes.data(c)
 
 
 @router.get("/pnodes/{pnode}")
