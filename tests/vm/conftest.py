@@ -21,7 +21,7 @@ VENV_BIN = Path(sys.executable).parent
 VNG = VENV_BIN / "vng"
 BOOT_TIMEOUT_S = 420
 #: result name -> guest script (run in this order, each even if one before failed)
-GUESTS = {"netem": "guest_netem.py", "limits": "guest_limits.py"}
+GUESTS = {"netem": "guest_netem.py", "limits": "guest_limits.py", "peers": "guest_peers.py"}
 
 
 def _kernel() -> str | None:
