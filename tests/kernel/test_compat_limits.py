@@ -210,6 +210,27 @@ def test_disk_throttling_and_soft_limit_routes(
     rate = 6 / (time.monotonic() - t0)
     assert 0.75 * 2 <= rate <= 1.25 * 2, f"{rate:.2f} MiB/s under a 2 MiB/s write limit"
 
+    # the same through a vnode update (type=update, vfilesystem in the desc), live
+    v = ok(
+        put(
+            "/vnodes/node2",
+            type="update",
+            desc={
+                "vfilesystem": {
+                    "disk_throttling": {"limits": [{"device": device, "write_limit": str(3 * mib)}]}
+                }
+            },
+        )
+    )
+    assert v["vfilesystem"]["disk_throttling"]["limits"][0]["write_limit"] == str(3 * mib)
+    assert cgroup_text(c, "node2", "blkio.throttle.write_bps_device") == f"{dev} {3 * mib}"
+    ok(
+        put(
+            "/vnodes/node2/filesystem",
+            desc={"disk_throttling": {"device": device, "write_limit": str(2 * mib)}},
+        )
+    )
+
     # bad input changes nothing
     r = put(
         "/vnodes/node2/filesystem",

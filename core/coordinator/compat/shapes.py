@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydistem.coordinator.compat import vresources
-from pydistem.coordinator.compat.encoding import invalid, not_implemented, parse_bool
+from pydistem.coordinator.compat.encoding import invalid, parse_bool
 from pydistem.model.specs import PNode, Traffic, VIface, VNetwork, VNode, VRoute
 
 log = logging.getLogger(__name__)

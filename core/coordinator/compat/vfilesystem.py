@@ -22,12 +22,12 @@ from pydistem.model.limits import DiskThrottle, parse_disk
 Disk = list[DiskThrottle] | limits._Keep | None
 
 
-def _disk(desc: dict[str, Any]) -> Disk:
+def _disk(desc: dict[str, Any], field: str = "desc") -> Disk:
     """The disk throttles a desc asks for, validated; ``KEEP`` when it has no
     ``disk_throttling`` key."""
     if "disk_throttling" not in desc:
         return limits.KEEP
-    field = "desc.disk_throttling"
+    field = f"{field}.disk_throttling"
     return parse_disk(vresources.disk_from_desc(desc["disk_throttling"], field), field)
 
 
@@ -74,17 +74,24 @@ def vfilesystem_create(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]
 
 @_route("PUT", "/vnodes/{vnode}/filesystem")
 def vfilesystem_update(c: Coordinator, form: Form, vnode: str) -> dict[str, Any]:
-    v = _get_vnode(c, vnode)
+    _get_vnode(c, vnode)
     desc = _desc(form)
     if not desc and form.get("image"):  # python-distem sends the desc's fields bare
         desc = {k: val for k, val in form.items() if val is not None}
+    update(c, vnode, desc, "desc")
+    return _fs(c, vnode)
+
+
+def update(c: Coordinator, vnode: str, desc: dict[str, Any], field: str) -> None:
+    """Apply a vfilesystem desc to a vnode: image/shared/cow until it is built (kept
+    when not mentioned), ``disk_throttling`` live at any time."""
+    v = _get_vnode(c, vnode)
     if v.vfilesystem is not None:  # keep what the update does not mention
         desc = {"image": v.vfilesystem.image, "shared": v.vfilesystem.shared, **desc}
-    fs, disk = shapes.vfilesystem_desc(desc, "desc"), _disk(desc)
+    fs, disk = shapes.vfilesystem_desc(desc, field), _disk(desc, field)
     current = v.vfilesystem.model_dump() if v.vfilesystem is not None else None
     changed = v.status == "INIT" or fs != current  # a built vnode: only its disk changes
     _set(c, vnode, fs if changed else None, disk)
-    return _fs(c, vnode)
 
 
 @_route("GET", "/vnodes/{vnode}/filesystem/image")

@@ -66,6 +66,11 @@ def _vifaces(c: Coordinator, vnode: str, items: Any) -> None:
 def _vfilesystem(c: Coordinator, vnode: str, fs: Any) -> None:
     if not isinstance(fs, dict):
         raise invalid("vfilesystem: a JSON object {image, shared, cow}")
+    if "disk_throttling" in fs:  # the vnode's disk limit, live even once it is built
+        from pydistem.coordinator.compat.vfilesystem import update
+
+        update(c, vnode, fs, "vfilesystem")
+        return
     old = c._get_vnode(vnode).vfilesystem
     if old is not None:  # keep what the update does not mention
         fs = {"image": old.image, "shared": old.shared, **fs}
