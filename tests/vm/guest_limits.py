@@ -1,5 +1,5 @@
-"""Runs INSIDE the virtme-ng guest (cgroup v2 there, v1 on the host): CPU and memory
-limits of a ``netns`` vnode through the real agent, measured; results as JSON.
+"""Runs INSIDE the virtme-ng guest (cgroup v2 there, v1 on the host): CPU, memory and
+disk limits of a ``netns`` vnode through the real agent, measured; results as JSON.
 
 Usage (guest): python tests/vm/guest_limits.py OUT.json. The host side is
 test_limits_in_vm.py; not collected by pytest (no test_ prefix).
@@ -8,7 +8,9 @@ test_limits_in_vm.py; not collected by pytest (no test_ prefix).
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +20,7 @@ from typing import Any
 
 from pydistem.agent.cgroups import is_v2
 from pydistem.agent.service import Agent
-from pydistem.model.limits import CpuLimit, MemoryLimit
+from pydistem.model.limits import CpuLimit, DiskThrottle, MemoryLimit
 from pydistem.model.specs import VNode
 
 
@@ -31,6 +33,34 @@ def share(agent: Agent, name: str, windows: int = 5) -> float:
         u1, t1 = agent.vnode_limits_info(name)["usage"]["cpu_ns"], time.monotonic_ns()
         out.append((u1 - u0) / (t1 - t0))
     return statistics.median(out)
+
+
+def disk_case(agent: Agent, tmp: Path) -> dict[str, Any]:
+    """io.max on a loop device and memory.low, live, on the running vnode n1; a direct
+    read of the device under a 2 MiB/s throttle is timed."""
+    backing = tmp / "loop.img"
+    backing.write_bytes(os.urandom(2**20) * 16)
+    dev = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    out: dict[str, Any] = {"device": dev}
+    try:
+        st = os.stat(dev)
+        out["rule"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        throttle = DiskThrottle(device=dev, read="2MiB", write_iops=50)
+        agent.vnode_limits("n1", None, MemoryLimit(soft="16MiB"), [throttle])
+        group = Path(agent.vnode_limits_info("n1")["cgroups"][0])
+        out["io_max"] = (group / "io.max").read_text().strip()
+        out["memory_low"] = (group / "memory.low").read_text().strip()
+        t0 = time.monotonic()
+        r = agent.vnode_execute("n1", f"dd if={dev} of=/dev/null bs=256k count=16 iflag=direct")
+        out["read_rate"] = 4 / (time.monotonic() - t0)
+        out["dd_rc"] = r.exit_code
+        agent.vnode_limits("n1", None, None, None)
+        out["io_max_lifted"] = (group / "io.max").read_text().strip()
+        out["memory_low_lifted"] = (group / "memory.low").read_text().strip()
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+    return out
 
 
 def main(out_path: str) -> int:
@@ -60,6 +90,10 @@ def main(out_path: str) -> int:
             results["after_raise"] = agent.vnode_execute("n1", grab).stdout.strip()
             results["lifted"] = (Path(info["cgroups"][0]) / "cpu.max").read_text().strip()
         except Exception:  # report everything to the host
+            results["errors"].append(traceback.format_exc())
+        try:
+            results["disk"] = disk_case(agent, Path(tmp))
+        except Exception:
             results["errors"].append(traceback.format_exc())
         finally:
             report = agent.clean()

@@ -1,4 +1,4 @@
-"""CPU and memory limits on cgroup v2, in the session's virtme-ng VM (this host is v1):
+"""CPU, memory and disk limits on cgroup v2, in the session's virtme-ng VM (this host is v1):
 tests/vm/guest_limits.py runs a ``netns`` vnode through the real agent and limiter there
 (in the same boot as the netem guest, see conftest.py); the tests assert on its JSON."""
 
@@ -40,6 +40,18 @@ def test_oom_inside_the_vnode_then_live_raise_on_v2(guest: dict) -> None:
     assert guest["oom"] == "rc=137" and guest["oom_kills"] >= 1
     assert guest["after_raise"] == "rc=0"
     assert guest["lifted"] == "max 100000"  # the CPU limit lifted live
+
+
+def test_disk_and_soft_memory_on_v2(guest: dict) -> None:
+    """io.max on a loop device (the guest's root is no block device), set live: a direct
+    read runs at the 2 MiB/s throttle (within 25%); memory.low holds the soft limit;
+    lifting both writes the kernel's defaults."""
+    disk = guest["disk"]
+    rule = disk["rule"]
+    assert disk["io_max"] == f"{rule} rbps={2 * 2**20} wbps=max riops=max wiops=50"
+    assert disk["memory_low"] == str(16 * 2**20)
+    assert disk["dd_rc"] == 0 and 1.5 <= disk["read_rate"] <= 2.5, disk
+    assert rule not in disk["io_max_lifted"] and disk["memory_low_lifted"] == "0"
 
 
 def test_nothing_left_in_the_guest(guest: dict) -> None:
