@@ -40,9 +40,17 @@ def disk_case(agent: Agent, tmp: Path) -> dict[str, Any]:
     read of the device under a 2 MiB/s throttle is timed."""
     backing = tmp / "loop.img"
     backing.write_bytes(os.urandom(2**20) * 16)
-    dev = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
-                         capture_output=True, text=True).stdout.strip()  # fmt: skip
-    out: dict[str, Any] = {"device": dev}
+    subprocess.run(["modprobe", "loop"], check=False, capture_output=True)
+    made = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
+                          text=True)  # fmt: skip
+    out: dict[str, Any] = {"losetup": made.stderr.strip()}
+    if made.returncode == 0:
+        dev = made.stdout.strip()
+        detach = ["losetup", "-d", dev]
+    else:  # no loop devices in this kernel: null_blk, a memory-backed test disk
+        subprocess.run(["modprobe", "null_blk", "nr_devices=1"], check=True, capture_output=True)
+        dev, detach = "/dev/nullb0", ["rmmod", "null_blk"]
+    out["device"] = dev
     try:
         st = os.stat(dev)
         out["rule"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
@@ -59,7 +67,7 @@ def disk_case(agent: Agent, tmp: Path) -> dict[str, Any]:
         out["io_max_lifted"] = (group / "io.max").read_text().strip()
         out["memory_low_lifted"] = (group / "memory.low").read_text().strip()
     finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
+        subprocess.run(detach, check=False)
     return out
 
 

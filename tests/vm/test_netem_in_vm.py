@@ -115,4 +115,6 @@ def test_clear_leaves_nothing(guest):
 
 
 def test_vm_run_is_quick_enough(guest):
-    assert guest["vm_s"] < 180, guest["vm_s"]
+    """One boot for every guest script: 180 s for the netem and limits guests, 60 s more
+    for the peers-matrix guest (three vnodes through a real coordinator)."""
+    assert guest["vm_s"] < 240, guest["vm_s"]
