@@ -13,7 +13,7 @@ from typing import Any
 from pydistem.coordinator import limits
 from pydistem.coordinator.archive import archive_response
 from pydistem.coordinator.compat import shapes, vresources
-from pydistem.coordinator.compat.encoding import DistemError, not_found, not_implemented
+from pydistem.coordinator.compat.encoding import DistemError, not_found
 from pydistem.coordinator.compat.router import Form, _desc, _get_vnode, _route, _vnode
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import PydistemError
