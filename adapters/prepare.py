@@ -16,6 +16,7 @@ from pydantic import Field
 from pydistem.adapters.base import Options, Prepared, Progress
 from pydistem.adapters.credentials import Secret
 from pydistem.errors import PydistemError
+from pydistem.model.daemon import DaemonSettings
 from pydistem.model.machines import Machine
 
 
@@ -35,6 +36,18 @@ class BootstrapSettings(Options):
     connect_timeout: float = Field(10.0, gt=0)
     coordinator_port: int = Field(4567, gt=0, lt=65536)
     agent_port: int = Field(4568, gt=0, lt=65536)
+    #: the coordinator's ``--distem-compat`` / ``--distem-compat-allow`` (set from the
+    #: platform file's ``daemon:`` section by ``distem deploy``)
+    distem_compat: bool = False
+    distem_compat_allow: str | None = None
+
+    def with_daemon(self, daemon: DaemonSettings) -> BootstrapSettings:
+        """These settings plus what a platform file's ``daemon:`` section asks for."""
+        if not daemon.distem_compat:
+            return self
+        return self.model_copy(
+            update={"distem_compat": True, "distem_compat_allow": daemon.allow_string()}
+        )
 
     def to_options(self, key: Path | None) -> Any:
         """The :class:`pydistem.bootstrap.BootstrapOptions` these settings ask for."""

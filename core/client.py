@@ -195,6 +195,12 @@ class Client(EventsMixin, LimitsCalls):
         text = resp.text.strip()[:300] or resp.reason_phrase
         raise PydistemError(f"{method} {path}: HTTP {resp.status_code}: {text}")
 
+    def daemon_info(self) -> dict[str, Any]:
+        """``GET /health``: ``{"ok", "version", "distem_compat"}`` (``distem_compat``: the
+        networks allowed on Distem's routes, or null when the daemon does not serve them)."""
+        data = self._request("GET", "/health")
+        return data if isinstance(data, dict) else {}
+
     def health(self) -> bool:
         """True when a coordinator answers ``GET /health``; never raises."""
         try:

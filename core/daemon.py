@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=DEFAULT_STATE_DIR,
-        help=f"where state, journal and token live (default {DEFAULT_STATE_DIR})",
+        default=Path(os.environ.get("PYDISTEM_STATE_DIR", DEFAULT_STATE_DIR)),
+        help="where state, journal and token live (default $PYDISTEM_STATE_DIR or "
+        f"{DEFAULT_STATE_DIR})",
     )
     p.add_argument(
         "--token-file",
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token file (default STATE_DIR/token, created mode 0600)",
     )
     p.add_argument(
-        "--tag", default="a", help="short tag that makes this agent's kernel object names unique"
+        "--tag",
+        default=os.environ.get("PYDISTEM_TAG", "a"),
+        help="short tag that makes this agent's kernel object names unique "
+        "(default $PYDISTEM_TAG or a)",
     )
     p.add_argument(
         "--distem-compat",

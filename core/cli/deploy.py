@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 from pydistem.cli import output
 from pydistem.client import Client, ExecResult, PartialFailure
-from pydistem.errors import PydistemError
+from pydistem.errors import PydistemError, ValidationError
+from pydistem.model.daemon import DaemonSettings
 from pydistem.model.platform_file import Platform, load_platform
 
 LOG_FILE = Path(os.environ.get("PYDISTEM_LOG_FILE", "/var/log/pydistem/distemd.log"))
@@ -32,29 +33,61 @@ def is_local(url: str) -> bool:
     return (urlparse(url).hostname or "") in LOCAL_HOSTS
 
 
-def distemd_command(port: int) -> list[str]:
-    """How to run the ``distemd`` of this installation (the venv's script when present)."""
+def distemd_command(port: int, settings: DaemonSettings | None = None) -> list[str]:
+    """How to run the ``distemd`` of this installation (the venv's script when present),
+    with the options of a platform file's ``daemon:`` section."""
     script = Path(sys.executable).parent / "distemd"
     head = [str(script)] if script.exists() else [
         sys.executable, "-c", "import sys; from pydistem.daemon import main; sys.exit(main())"
     ]  # fmt: skip
-    return [*head, "-d", "--port", str(port)]
+    return [*head, "-d", "--port", str(port), *(settings or DaemonSettings()).distemd_args()]
 
 
-def ensure_coordinator(client: Client, wait: float = 30.0) -> bool:
+def check_daemon(client: Client, settings: DaemonSettings) -> None:
+    """ValidationError naming ``daemon.*`` when the running coordinator lacks an option
+    the platform file's ``daemon:`` section asks for (they cannot change while it runs)."""
+    if not settings.distem_compat:
+        return
+    served = client.daemon_info().get("distem_compat")
+    how = (
+        "`distem destroy` stops the coordinator `distem deploy` started; then deploy again"
+        if is_local(client.url)
+        else "restart its distemd with these options (`distem bootstrap --distem-compat`)"
+    )
+    if not served:
+        raise ValidationError(
+            "daemon.distem_compat",
+            f"the coordinator at {client.url} runs without --distem-compat: {how}",
+        )
+    wanted = settings.allow_string().split(",")
+    if sorted(served) != sorted(wanted):
+        raise ValidationError(
+            "daemon.distem_compat_allow",
+            f"the coordinator at {client.url} allows {','.join(served)}, not "
+            f"{','.join(wanted)}: {how}",
+        )
+
+
+def ensure_coordinator(
+    client: Client, wait: float = 30.0, settings: DaemonSettings | None = None
+) -> bool:
     """Make sure a coordinator answers at ``client.url``; True if this call started one.
 
-    Starts ``distemd -d`` detached (new session, log in LOG_FILE, pid in PID_FILE) only
-    for a local URL. Idempotent. Raises PydistemError when it does not come up.
+    Starts ``distemd -d`` (with ``settings``, a platform file's ``daemon:`` section)
+    detached (new session, log in LOG_FILE, pid in PID_FILE) only for a local URL.
+    Idempotent: a running coordinator is kept, and ValidationError names the setting it
+    lacks. Raises PydistemError when it does not come up.
     """
+    settings = settings or DaemonSettings()
     if client.health():
+        check_daemon(client, settings)
         return False
     if not is_local(client.url):
         raise PydistemError(f"no coordinator answers at {client.url} (start `distemd -d` there)")
     port = urlparse(client.url).port or 4567
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
     PID_FILE.parent.mkdir(parents=True, exist_ok=True)
-    cmd = distemd_command(port)
+    cmd = distemd_command(port, settings)
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(
             cmd,
@@ -190,9 +223,11 @@ def deploy(
     if platform is None:
         platform = load_platform(path)  # bad file: ValidationError before anything starts
     if not remote:
-        ensure_coordinator(client)
+        ensure_coordinator(client, settings=platform.daemon)
     elif not client.health():
         raise PydistemError(f"the coordinator at {client.url} does not answer")
+    else:
+        check_daemon(client, platform.daemon)
     if pnodes is None:
         ensure_local_pnode(client)
     elif pnodes:

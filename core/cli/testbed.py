@@ -20,6 +20,7 @@ from pydistem.adapters import fit, registry
 from pydistem.adapters.base import Prepared
 from pydistem.adapters.credentials import redact
 from pydistem.adapters.lifecycle import ReservationSession, release_policy, release_saved
+from pydistem.adapters.prepare import BootstrapSettings
 from pydistem.adapters.state import ReservationStore
 from pydistem.adapters.tunnel import Tunnel
 from pydistem.cli import deploy, output
@@ -151,7 +152,7 @@ def deploy_file(
     session = ReservationSession.from_section(section, progress)
     adapter = session.adapter
     # the whole file, checked before anything is reserved (addresses: stand-in subnets)
-    fit.fit(
+    planned = fit.fit(
         doc,
         testbed=adapter.name,
         capabilities=adapter.capabilities,
@@ -159,6 +160,9 @@ def deploy_file(
         machines=2,
         source=path,
     )
+    bootstrap = getattr(adapter.options, "bootstrap", None)
+    if isinstance(bootstrap, BootstrapSettings):  # the coordinator its bootstrap starts
+        adapter.options.bootstrap = bootstrap.with_daemon(planned.platform.daemon)  # type: ignore[attr-defined]
     policy = release_policy(section) if release_flag is None else release_flag
     destroyed = run is not None or destroy_after
     summary: dict[str, Any] = {"testbed": session.adapter.name, "file": path}

@@ -88,7 +88,8 @@ def create_app(
 
     @app.get(f"{API_PREFIX}/health", tags=["daemon"])
     def health() -> dict[str, object]:
-        return {"ok": True, "version": __version__}
+        allow = getattr(app.state, "distem_compat_allow", None)
+        return {"ok": True, "version": __version__, "distem_compat": allow}
 
     for module in (pnodes, vroutes, vnetworks, vnodes, limits, platform, events):
         app.include_router(module.router, prefix=API_PREFIX)

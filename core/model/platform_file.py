@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pydistem.errors import ValidationError
 from pydistem.events.model import Churn, Event, parse_items
+from pydistem.model.daemon import DaemonSettings
 from pydistem.model.names import expand_group
 from pydistem.model.specs import VNetwork, VNode
 from pydistem.model.validate import parse
@@ -38,7 +39,7 @@ class Platform(BaseModel):
     #: ``complete``, or routes ``{source, destination, gateway}`` (gateway: vnode or address)
     vroutes: str | list[dict[str, str]] | None = None
     testbed: dict[str, Any] | None = None
-    daemon: dict[str, Any] | None = None
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
 
 def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
@@ -76,6 +77,7 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
     for key in ("testbed", "daemon"):
         if doc.get(key) is not None and not isinstance(doc[key], dict):
             raise ValidationError(key, "must be a mapping")
+    daemon = parse(DaemonSettings, doc.get("daemon") or {}, "daemon")
     events = parse_items(doc.get("events"), "events")
     return Platform(
         vnetworks=vnetworks,
@@ -83,7 +85,7 @@ def platform_from_dict(doc: Any, source: str = "platform") -> Platform:
         events=events,
         vroutes=vroutes,
         testbed=doc.get("testbed"),
-        daemon=doc.get("daemon"),
+        daemon=daemon,
     )
 
 
