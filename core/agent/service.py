@@ -95,6 +95,11 @@ class Agent:
         self._local = threading.local()
         self._sockets: list[IPRoute | rtnl.Rtnl] = []
         self._pool = ThreadPoolExecutor(max(1, max_workers), thread_name_prefix="agent")
+        # starting a vnode of a kernel-bound runtime (netns) is namespace and link
+        # changes, which the kernel serialises on its rtnl lock: more at once than cores
+        # only contend for it and the GIL. Others (lxc-start) and removals, which wait
+        # on processes and RCU grace periods, use the whole pool.
+        self._kernel_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         self._vnets: dict[str, VNetwork] = {}
         self._vnodes: dict[str, VNode] = {}
         self.limits = LimitsKeeper(load_limiter)
@@ -360,6 +365,11 @@ class Agent:
                     self._shaper.clear(host, self.journal)
 
     def _start_one(self, vnode: VNode, etc_hosts: str) -> None:
+        bound = self.runtime(vnode.runtime).kernel_bound
+        with self._kernel_slots if bound else contextlib.nullcontext():
+            self._start_one_now(vnode, etc_hosts)
+
+    def _start_one_now(self, vnode: VNode, etc_hosts: str) -> None:
         ctx = self._ctx(vnode, etc_hosts)
         self.journal.add("dir", str(ctx.workdir))
         ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,9 @@ class Runtime(abc.ABC):
     name: ClassVar[str]
     #: True when vnodes of this runtime need ``vfilesystem.image``.
     needs_image: ClassVar[bool] = False
+    #: True when starting a vnode is kernel work only, no process to wait for: the
+    #: agent then starts at most one such vnode per core at once.
+    kernel_bound: ClassVar[bool] = False
 
     def __init__(self, state_dir: Path, journal: Journal) -> None:
         self.state_dir = state_dir

@@ -45,6 +45,7 @@ class NetnsRuntime(Runtime):
 
     name = "netns"
     needs_image = False
+    kernel_bound = True
 
     def _shared_hosts(self, text: str) -> Path:
         """The file holding ``text``, written once for every vnode that needs it."""
