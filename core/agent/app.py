@@ -6,20 +6,17 @@ Routes mirror :class:`pydistem.agent.service.Agent` one to one under
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from pydistem import __version__
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import install_error_handlers, require_token
 from pydistem.errors import ValidationError
+from pydistem.http_files import temporary_file_response
 from pydistem.model.limits import CpuLimit, MemoryLimit, parse_disk
 from pydistem.model.probes import parse_probes
 from pydistem.model.specs import Traffic, VNetwork, VNode
@@ -90,15 +87,14 @@ def vnodes_routes(request: Request, body: Doc) -> dict[str, str | None]:
 @router.get("/vnodes/{name}/rootfs")
 def vnode_rootfs(request: Request, name: str) -> FileResponse:
     agent = _agent(request)
-    folder = Path(tempfile.mkdtemp(prefix="rootfs-", dir=agent.state_dir))
-    dest = folder / f"{name}.tgz"
-    try:
-        agent.vnode_rootfs_archive(name, dest)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    background = BackgroundTask(shutil.rmtree, folder, True)
-    return FileResponse(dest, media_type="application/gzip", background=background)
+    return temporary_file_response(
+        lambda dest: agent.vnode_rootfs_archive(name, dest),
+        f"{name}.tgz",
+        "application/gzip",
+        folder=agent.state_dir,
+        prefix="rootfs-",
+        attachment=False,
+    )
 
 
 @router.post("/vnodes/ports")

@@ -158,27 +158,18 @@ class Frontend:
         cmd = ["unshare", "--uts", "sh", "-c", inner]
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]
-        log = (self.dir / "sshd.log").open("ab")
-        self._sshd = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 10
+        from tests.standins.sshd import spawn_sshd  # not in the commands: they run with -S
+
         probe = ["ss", "-Hltn", "sport", f"= :{port}"]
         if netns:
             probe = ["ip", "netns", "exec", netns, *probe]
-        while time.monotonic() < deadline:
-            if self._sshd.poll() is not None:
-                raise RuntimeError("frontend sshd exited: " + (self.dir / "sshd.log").read_text())
-            if subprocess.run(probe, capture_output=True, text=True).stdout.strip():
-                return
-            time.sleep(0.05)
-        raise RuntimeError("frontend sshd did not listen within 10 s")
+        self._sshd = spawn_sshd(cmd, self.dir / "sshd.log", probe, "frontend")
 
     def stop_sshd(self) -> None:
-        if self._sshd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._sshd.pid, signal.SIGTERM)
-            self._sshd.wait(5)
-            self._sshd = None
+        from tests.standins.sshd import stop_sshd
+
+        stop_sshd(self._sshd)
+        self._sshd = None
 
 
 @contextlib.contextmanager

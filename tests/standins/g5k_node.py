@@ -24,17 +24,16 @@ By hand (in a network namespace of yours, with a frontend stand-in's state dir):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from tests.standins.g5k_frontend import job_state, locked_state
+from tests.standins.sshd import spawn_sshd, stop_sshd
 
 SSHD = "/usr/sbin/sshd"
 
@@ -112,25 +111,12 @@ class Node:
             "nsenter", f"--net=/run/netns/{netns}", "unshare", "--uts", "--mount",
             "--propagation", "slave", "sh", "-c", inner,
         ]  # fmt: skip
-        log = (self.dir / "sshd.log").open("ab")
-        self._sshd = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 10
         probe = ["ip", "netns", "exec", netns, "ss", "-Hltn", "src", address, "sport", "= :22"]
-        while time.monotonic() < deadline:
-            if self._sshd.poll() is not None:
-                raise RuntimeError("node sshd exited: " + (self.dir / "sshd.log").read_text())
-            if subprocess.run(probe, capture_output=True, text=True).stdout.strip():
-                return
-            time.sleep(0.05)
-        raise RuntimeError("node sshd did not listen within 10 s")
+        self._sshd = spawn_sshd(cmd, self.dir / "sshd.log", probe, "node")
 
     def stop_sshd(self) -> None:
-        if self._sshd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._sshd.pid, signal.SIGTERM)
-            self._sshd.wait(5)
-            self._sshd = None
+        stop_sshd(self._sshd)
+        self._sshd = None
 
 
 def sudo_g5k(argv: list[str]) -> int:
