@@ -4,17 +4,20 @@ encoding of Distem's Ruby client (rest-client 2.1)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 import pydistem.testing
+from pydistem.coordinator.compat.encoding import ERROR_HEADER
 
 #: headers of every request of the Ruby client (WIRE_CAPTURE.md)
 RUBY_HEADERS = {
@@ -33,6 +36,22 @@ def www_form(fields: list[tuple[str, str | None]]) -> str:
         return quote(text, safe="*-._ ").replace(" ", "+")
 
     return "&".join(enc(k) if v is None else f"{enc(k)}={enc(v)}" for k, v in fields)
+
+
+def call(h: httpx.Client, method: str, path: str, status: int = 200, **fields: Any) -> Any:
+    """One request as Distem's Ruby client sends it (its headers, JSON inside form
+    fields); asserts ``status``; the decoded JSON of a 200, else the response."""
+    headers = dict(RUBY_HEADERS)
+    body = None
+    if method in ("POST", "PUT"):
+        pairs = [
+            (k, v if isinstance(v, str) or v is None else json.dumps(v)) for k, v in fields.items()
+        ]
+        body = www_form(pairs).encode()
+        headers["Content-Type"] = FORM
+    r = h.request(method, path, content=body, headers=headers)
+    assert r.status_code == status, (method, path, r.status_code, r.headers.get(ERROR_HEADER))
+    return json.loads(r.content) if r.status_code == 200 and r.content else r
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from compat_daemon import FORM, distemd, www_form
+from compat_daemon import FORM, call, distemd, www_form
 
 import pydistem.testing
 from pydistem.agent import etchosts
@@ -54,21 +54,6 @@ def h(port: int) -> Iterator[httpx.Client]:
             yield c
         finally:
             c.delete("/pnodes")
-
-
-def call(h: httpx.Client, method: str, path: str, status: int = 200, **fields: Any) -> Any:
-    """One request as Distem's Ruby client sends it (JSON inside form fields)."""
-    body = None
-    headers = {}
-    if method in ("POST", "PUT"):
-        pairs = [
-            (k, v if isinstance(v, str) or v is None else json.dumps(v)) for k, v in fields.items()
-        ]
-        body = www_form(pairs).encode()
-        headers["Content-Type"] = FORM
-    r = h.request(method, path, content=body, headers=headers)
-    assert r.status_code == status, (method, path, r.status_code, r.headers.get(ERROR_HEADER))
-    return json.loads(r.content) if r.status_code == 200 and r.content else r
 
 
 def distem(port: int, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,11 +17,10 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from compat_daemon import FORM, RUBY_HEADERS, distemd, free_port, www_form
+from compat_daemon import RUBY_HEADERS, call, distemd, free_port
 
 import pydistem.testing
 from pydistem.coordinator.agents import HttpAgentLink
@@ -63,21 +62,6 @@ def _python_distem(port: int):  # type: ignore[no-untyped-def]
     d.proxies = {}  # never through a proxy of the environment
     d.client.trust_env = False
     return d
-
-
-def call(h: httpx.Client, method: str, path: str, status: int = 200, **fields: Any) -> Any:
-    """One request as Distem's Ruby client sends it (JSON inside form fields)."""
-    headers = dict(RUBY_HEADERS)
-    body = None
-    if method in ("POST", "PUT"):
-        pairs = [
-            (k, v if isinstance(v, str) or v is None else json.dumps(v)) for k, v in fields.items()
-        ]
-        body = www_form(pairs).encode()
-        headers["Content-Type"] = FORM
-    r = h.request(method, path, content=body, headers=headers)
-    assert r.status_code == status, (method, path, r.status_code, r.headers.get(ERROR_HEADER))
-    return json.loads(r.content) if r.status_code == 200 and r.content else r
 
 
 def run(h: httpx.Client, vnode: str, command: str) -> list[str]:
