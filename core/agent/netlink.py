@@ -41,6 +41,15 @@ def _check(rc: int, op: str) -> None:
         raise KernelError(op, os.strerror(err), err)
 
 
+def _setns(path: str) -> None:
+    """Move the calling thread into the network namespace at ``path``."""
+    target = os.open(path, os.O_RDONLY)
+    try:
+        _check(_libc.setns(target, CLONE_NEWNET), f"setns {path}")
+    finally:
+        os.close(target)
+
+
 def netns_path(name: str) -> str:
     return str(NETNS_DIR / name)
 
@@ -60,11 +69,7 @@ def netns_entered(name: str, journal: Journal) -> Iterator[int]:
     home = os.open(own, os.O_RDONLY)
     try:
         if path.exists() and os.path.ismount(path):
-            target = os.open(path, os.O_RDONLY)
-            try:
-                _check(_libc.setns(target, CLONE_NEWNET), f"setns {path}")
-            finally:
-                os.close(target)
+            _setns(str(path))
         else:
             NETNS_DIR.mkdir(parents=True, exist_ok=True)
             path.touch(exist_ok=True)
@@ -132,11 +137,7 @@ def in_netns(path: str) -> Iterator[None]:
     """
     home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
     try:
-        target = os.open(path, os.O_RDONLY)
-        try:
-            _check(_libc.setns(target, CLONE_NEWNET), f"setns {path}")
-        finally:
-            os.close(target)
+        _setns(path)
         try:
             yield
         finally:
