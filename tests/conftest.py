@@ -12,6 +12,14 @@ import pytest
 pytest_plugins = ["pydistem.testing"]
 
 
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1 MB busybox rootfs tarball (``distem image build``), built once per session."""
+    from pydistem.images.build import build_busybox
+
+    return build_busybox(tmp_path_factory.mktemp("img") / "busybox.tar.gz")
+
+
 @pytest.fixture
 def hostbed(tmp_path: Path):
     """Factory: ``hostbed(n, sshd=...)`` builds a HostBed (tests/hostbed.py) that is torn

@@ -22,7 +22,6 @@ from compat_daemon import FORM, call, distemd, www_form
 import pydistem.testing
 from pydistem.agent import etchosts
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
-from pydistem.images.build import build_busybox
 from pydistem.plugins.shapers.htb import HtbShaper
 
 pytestmark = [
@@ -33,11 +32,6 @@ pytestmark = [
 ]
 TAG = "wirep"
 DISTEM = str(Path(sys.executable).with_name("distem"))
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ import pydistem.testing
 from pydistem.coordinator.agents import HttpAgentLink
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
 from pydistem.errors import NotFound
-from pydistem.images.build import build_busybox
 from pydistem.model.specs import VNode
 
 pytestmark = [
@@ -35,11 +34,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
     pytest.mark.skipif(shutil.which("lxc-start") is None, reason="needs the lxc tools"),
 ]
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
 
 
 @pytest.fixture

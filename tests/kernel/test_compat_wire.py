@@ -24,7 +24,6 @@ from pydistem.agent.service import Agent
 from pydistem.coordinator.app import create_app
 from pydistem.coordinator.compat.encoding import ERROR_HEADER
 from pydistem.coordinator.service import Coordinator
-from pydistem.images.build import build_busybox
 from pydistem.state.store import Store
 
 pytestmark = [
@@ -45,11 +44,6 @@ def form(**fields: object) -> str:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
         parts.append(f"{key}={quote(text, safe='')}")
     return "&".join(parts)
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
 
 
 @pytest.fixture

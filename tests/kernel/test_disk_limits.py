@@ -25,7 +25,6 @@ from pydistem.agent.service import Agent
 from pydistem.coordinator import limits
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import NotFound, ValidationError
-from pydistem.images.build import build_busybox
 from pydistem.plugins.limits import blockdev
 
 pytestmark = [
@@ -35,11 +34,6 @@ pytestmark = [
 MiB = 2**20
 #: measured rate / limit must fall in this range (blk-throttle lets a first slice through)
 LOW, HIGH = 0.75, 1.25
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import pytest
 from pydistem.coordinator import limits
 from pydistem.coordinator.service import Coordinator
 from pydistem.errors import AlreadyExists, NotFound, ValidationError
-from pydistem.images.build import build_busybox
 
 pytestmark = [
     pytest.mark.kernel,
@@ -38,11 +37,6 @@ RUNTIMES = [
         ],
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "bb.tar.gz")
 
 
 @pytest.fixture

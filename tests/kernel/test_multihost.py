@@ -38,7 +38,6 @@ import yaml
 
 from pydistem.agent import sysctl
 from pydistem.agent.journal import Journal
-from pydistem.images.build import build_busybox
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lxc, pytest.mark.slow]
 
@@ -75,11 +74,6 @@ class Cluster:
         r = self.bed.run(self.bed.hosts[i], cmd)
         assert r.returncode == 0, r.stderr
         return str(r.stdout)
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "busybox.tar.gz")
 
 
 @pytest.fixture
