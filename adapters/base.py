@@ -249,6 +249,12 @@ class Adapter(ABC):
         (no call to the testbed). Default: none."""
         return []
 
+    def subnets_gateway(self, reservation: Reservation) -> str | None:
+        """The router of the subnets ``reservation`` holds, if the testbed routes them
+        through one: the ``gateway`` (default route of the vnodes) of the vnetworks
+        filled from them that set none. From the reservation's data only. Default: None."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return describe(type(self))
 

@@ -4,7 +4,9 @@ Two decisions the engine makes from the testbed, not from the coordinator:
 
 - **addresses**: a vnetwork whose ``address`` is ``testbed`` (or ``testbed:N``, or that
   has no ``address`` while the testbed reserves subnets) gets a routable subnet the
-  reservation holds (Grid'5000's g5k-subnets), in file order;
+  reservation holds (Grid'5000's g5k-subnets), in file order, and, unless the file sets
+  one, the testbed's router for those subnets as its ``gateway`` (the vnodes' default
+  route; on Grid'5000 the site gateway g5k-subnets prints);
 - **network types**: on a testbed whose machines share no layer-2 segment
   (``capabilities.layer2`` false), an ``auto`` vnetwork that could span machines becomes
   ``vxlan`` at once: classic mode is never tried (no uplink probe).
@@ -60,10 +62,15 @@ def placeholders(prefixes: Sequence[int]) -> list[ipaddress.IPv4Network]:
 
 
 def _assign(
-    doc: dict[str, Any], testbed: str, routable: bool, subnets: Sequence[ipaddress.IPv4Network]
-) -> dict[str, str]:
-    """Fill the addresses of the vnetworks that ask for the testbed's (in place);
-    returns vnetwork name -> subnet. ValidationError names the vnetwork's field."""
+    doc: dict[str, Any],
+    testbed: str,
+    routable: bool,
+    subnets: Sequence[ipaddress.IPv4Network],
+    gateway: str | None = None,
+) -> dict[str, tuple[str, str | None, bool]]:
+    """Fill the addresses of the vnetworks that ask for the testbed's (in place), and
+    their ``gateway`` with ``gateway`` when they set none; returns vnetwork name ->
+    (subnet, its gateway, whether the file set it). ValidationError names the field."""
     items = doc.get("vnetworks") or []
     if not isinstance(items, list):
         return {}  # platform_from_dict reports it
@@ -81,7 +88,7 @@ def _assign(
                 )
             explicit[n] = i
     taken = set(explicit)
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str | None, bool]] = {}
     for i, it in asking:
         where = f"vnetworks[{i}].address"
         given = it.get("address")
@@ -127,9 +134,24 @@ def _assign(
             n = free[0]
         taken.add(n)
         it["address"] = str(subnets[n - 1])
+        own = it.get("gateway") not in (None, "")
+        if not own and gateway is not None:
+            it["gateway"] = gateway
         name = it.get("name")
-        out[str(name) if name is not None else f"vnetworks[{i}]"] = str(subnets[n - 1])
+        out[str(name) if name is not None else f"vnetworks[{i}]"] = (
+            str(subnets[n - 1]),
+            str(it["gateway"]) if it.get("gateway") not in (None, "") else None,
+            own,
+        )
     return out
+
+
+def _address_decision(testbed: str, name: str, cidr: str, gw: str | None, own: bool) -> str:
+    line = f"vnetwork {name}: {cidr} (a routable subnet reserved on {testbed})"
+    if gw is None:
+        return line
+    where = "the file's gateway" if own else f"the gateway {testbed} routes it through"
+    return f"{line}, default route via {gw} ({where})"
 
 
 def fit(
@@ -138,25 +160,24 @@ def fit(
     testbed: str,
     capabilities: Capabilities,
     subnets: Sequence[ipaddress.IPv4Network | str] = (),
+    gateway: str | None = None,
     machines: int = 1,
     source: str = "platform",
 ) -> Fitted:
     """The platform ``doc`` fitted to a reservation of ``testbed``.
 
-    ``subnets``: the routable subnets the reservation holds, in order; ``machines``: how
-    many pnodes it gives. Raises ValidationError (naming the field) for an address the
-    reservation cannot give, or anything else wrong in the file. Pure, does not modify
-    ``doc``."""
+    ``subnets``: the routable subnets the reservation holds, in order; ``gateway``: the
+    router of those subnets (None: unknown), given to the vnetworks filled from them
+    that set no ``gateway``; ``machines``: how many pnodes it gives. Raises
+    ValidationError (naming the field) for an address the reservation cannot give, or
+    anything else wrong in the file. Pure, does not modify ``doc``."""
     if not isinstance(doc, dict):
         return Fitted(platform_from_dict(doc, source))
     work = copy.deepcopy(doc)
     nets = [ipaddress.IPv4Network(str(s)) for s in subnets]
-    given = _assign(work, testbed, capabilities.routable_subnets, nets)
+    given = _assign(work, testbed, capabilities.routable_subnets, nets, gateway)
     platform = platform_from_dict(work, source)
-    decisions = [
-        f"vnetwork {name}: {cidr} (a routable subnet reserved on {testbed})"
-        for name, cidr in given.items()
-    ]
+    decisions = [_address_decision(testbed, n, *g) for n, g in given.items()]
     if not capabilities.layer2:
         for vnet in platform.vnetworks:
             if vnet.network_type != "auto":
@@ -169,4 +190,4 @@ def fit(
             )
             vnet.root_interface = None
             decisions.append(f"vnetwork {vnet.name}: vxlan ({vnet.reason})")
-    return Fitted(platform, decisions, given)
+    return Fitted(platform, decisions, {n: cidr for n, (cidr, _, _) in given.items()})

@@ -572,6 +572,11 @@ class G5kAdapter(Adapter):
         cidrs = (reservation.data.get("subnets") or {}).get("cidrs") or []
         return [ipaddress.IPv4Network(c) for c in cidrs]
 
+    def subnets_gateway(self, reservation: Reservation) -> str | None:
+        """The site gateway ``g5k-subnets -a`` printed (the same for every subnet)."""
+        gateway = (reservation.data.get("subnets") or {}).get("gateway")
+        return str(gateway) if gateway else None
+
     def job_vlan(self, site: str, job_id: int) -> int | None:
         from execo_g5k import get_oar_job_kavlan
 

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vni", type=int, help="VXLAN network identifier (default: allocated)")
     p.add_argument("--vxlan-port", type=int, help="VXLAN UDP port (default 4789)")
     p.add_argument("--mtu", type=int, help="MTU of the vifaces (vxlan default 1450)")
+    p.add_argument("--gateway", metavar="IP", help="default route of its vnodes (onlink outside)")
     cmd(vnet, "list", "list vnetworks")
     cmd(vnet, "show", "show one vnetwork").add_argument("name")
     cmd(vnet, "remove", "remove vnetworks").add_argument("names", nargs="+")
@@ -255,7 +256,7 @@ def run_native(args: argparse.Namespace, client: Client) -> int:
             show(args, client.pnode_info(args.id), output.pnodes_table)
     elif command == "vnetwork":
         if action == "create":
-            keys = ("network_type", "root_interface", "vni", "vxlan_port", "mtu")
+            keys = ("network_type", "root_interface", "vni", "vxlan_port", "mtu", "gateway")
             opts = {k: getattr(args, k) for k in keys}
             opts = {k: v for k, v in opts.items() if v}
             data = client.vnetwork_create(args.name, args.address, opts)

@@ -181,6 +181,7 @@ def deploy_file(
             testbed=adapter.name,
             capabilities=adapter.capabilities,
             subnets=adapter.reserved_subnets(res),
+            gateway=adapter.subnets_gateway(res),
             machines=len(prepared.machines),
             source=path,
         )

@@ -32,7 +32,7 @@ from pydistem.errors import (
     PydistemError,
     ValidationError,
 )
-from pydistem.model.addressing import AddressPool
+from pydistem.model.addressing import AddressPool, pool_of
 from pydistem.model.platform_file import Platform, platform_from_dict
 from pydistem.model.specs import PNode, Traffic, VFilesystem, VIface, VNetwork, VNode, VRoute
 from pydistem.model.validate import parse
@@ -113,7 +113,7 @@ class Coordinator(Lifecycle):
         used = {
             i.address for v in vnodes for i in v.vifaces if i.vnetwork == vnet.name and i.address
         }
-        return AddressPool(vnet.address, used)
+        return pool_of(vnet, used)
 
     def link(self, pnode_id: str) -> AgentLink:
         with self._lock:
@@ -296,7 +296,7 @@ class Coordinator(Lifecycle):
         with self._lock:
             (vnet,) = self._plan_vnetworks([data], "")
             self.vnets[vnet.name] = vnet
-            self.pools[vnet.name] = AddressPool(vnet.address)
+            self.pools[vnet.name] = pool_of(vnet)
             self.store.put("vnetwork", vnet.name, vnet.model_dump())
             return vnet
 
@@ -634,7 +634,7 @@ class Coordinator(Lifecycle):
             vnets = self._plan_vnetworks(platform.vnetworks, "vnetworks")
             all_vnets = {**self.vnets, **{v.name: v for v in vnets}}
             pools = copy.deepcopy(self.pools)
-            pools.update({v.name: AddressPool(v.address) for v in vnets})
+            pools.update({v.name: pool_of(v) for v in vnets})
             planned = self._plan_vnodes(platform.vnodes, all_vnets, pools, lambda i: f"vnodes[{i}]")
             self.events.check(platform.events, "events", planned)
             if isinstance(platform.vroutes, list):

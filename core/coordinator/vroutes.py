@@ -5,7 +5,8 @@ A vroute ``source -> destination via gateway`` means: every vnode attached to
 ``source`` (and not to ``destination``) reaches ``destination``'s subnet through
 ``gateway``, an address in ``source`` of a vnode that forwards (IPv4 forwarding on).
 ``complete`` creates every missing vroute along shortest paths in the graph whose
-nodes are vnetworks and whose edges are vnodes attached to two of them.
+nodes are vnetworks and whose edges are vnodes attached to two of them. A vnetwork's
+``gateway`` adds the default route of the vnodes whose default viface is on it.
 The pure part (``resolve_gateway``, ``complete``, ``routes_for``) is unit-tested as
 data; :func:`push` installs the result through the agents.
 """
@@ -109,22 +110,48 @@ def complete(
     return out
 
 
+DEFAULT = "0.0.0.0/0"
+
+
+def default_route(v: VNode, vnets: dict[str, VNetwork]) -> dict[str, Any] | None:
+    """The default route of ``v`` through the ``gateway`` of the vnetwork of its default
+    viface: ``{destination: 0.0.0.0/0, gateway, device, onlink}`` (``onlink`` when the
+    gateway lies outside the vnetwork's prefix), or None (no gateway there, or the
+    gateway is ``v`` itself)."""
+    vif = v.default_viface()
+    vnet = vnets.get(vif.vnetwork) if vif is not None and vif.vnetwork else None
+    if vif is None or vnet is None or vnet.gateway is None:
+        return None
+    if any(i.address == vnet.gateway for i in v.vifaces):
+        return None
+    return {
+        "destination": DEFAULT,
+        "gateway": vnet.gateway,
+        "device": vif.name,
+        "onlink": not vnet.gateway_inside,
+    }
+
+
 def routes_for(v: VNode, vnets: dict[str, VNetwork], vroutes: Iterable[VRoute]) -> dict[str, Any]:
-    """What vnode ``v`` needs: ``{"routes": [{destination, gateway}], "forward": bool}``."""
+    """What vnode ``v`` needs: ``{"routes": [{destination, gateway, ...}], "forward":
+    bool}``: a route per vroute towards a vnetwork it is not on, and the default route
+    of its default viface's vnetwork ``gateway`` (vroutes, to prefixes, win over it by
+    longest match; a vnetwork is never 0.0.0.0/0, so the two never collide)."""
     mine = {i.vnetwork for i in v.vifaces if i.vnetwork and i.address}
     own = {i.address for i in v.vifaces if i.address}
-    routes: dict[str, str] = {}
+    routes: dict[str, dict[str, Any]] = {}
     forward = v.mode == "GATEWAY"
     for r in sorted(vroutes, key=lambda r: (r.source, r.destination)):
         if r.gateway in own:
             forward = True
             continue
         if r.source in mine and r.destination not in mine and r.destination in vnets:
-            routes.setdefault(vnets[r.destination].address, r.gateway)
-    return {
-        "routes": [{"destination": d, "gateway": g} for d, g in sorted(routes.items())],
-        "forward": forward,
-    }
+            dest = vnets[r.destination].address
+            routes.setdefault(dest, {"destination": dest, "gateway": r.gateway})
+    default = default_route(v, vnets)
+    if default is not None:
+        routes[DEFAULT] = default
+    return {"routes": [routes[d] for d in sorted(routes)], "forward": forward}
 
 
 # ---------------------------------------------------------------------------- coordinator

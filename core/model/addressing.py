@@ -2,22 +2,35 @@
 
 Automatic addresses go from ``.1`` upward in creation order (as Distem), skipping
 addresses already taken, the network and broadcast addresses, and ``reserved_tail``
-addresses at the top of the range (Distem keeps the last P for its pnodes).
+addresses at the top of the range (Distem keeps the last P for its pnodes). ``avoid``
+addresses (a vnetwork's gateway) are never handed out but may be claimed explicitly.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pydistem.errors import ValidationError
+
+if TYPE_CHECKING:
+    from pydistem.model.specs import VNetwork
 
 
 class AddressPool:
     """Free/used addresses of one vnetwork. Not thread-safe: callers hold the state lock."""
 
-    def __init__(self, cidr: str, used: set[str] | None = None, reserved_tail: int = 0) -> None:
+    def __init__(
+        self,
+        cidr: str,
+        used: set[str] | None = None,
+        reserved_tail: int = 0,
+        avoid: Iterable[str] = (),
+    ) -> None:
         self.network = ipaddress.IPv4Network(cidr)
         self.used: set[int] = {int(ipaddress.IPv4Address(a)) for a in (used or ())}
+        self.avoid: set[int] = {int(ipaddress.IPv4Address(a)) for a in avoid}
         first = int(self.network.network_address) + 1
         last = int(self.network.broadcast_address) - 1 - reserved_tail
         if self.network.prefixlen >= 31:
@@ -46,7 +59,7 @@ class AddressPool:
         """The lowest free address at or after the cursor (then wrapping once)."""
         for start, stop in ((self._cursor, self._last), (self._first, self._cursor - 1)):
             for value in range(start, stop + 1):
-                if value not in self.used:
+                if value not in self.used and value not in self.avoid:
                     self.used.add(value)
                     self._cursor = value + 1
                     return str(ipaddress.IPv4Address(value))
@@ -54,3 +67,9 @@ class AddressPool:
 
     def release(self, address: str) -> None:
         self.used.discard(int(ipaddress.IPv4Address(address)))
+
+
+def pool_of(vnet: VNetwork, used: set[str] | None = None) -> AddressPool:
+    """The address pool of ``vnet``: its gateway (when inside) is never handed out."""
+    avoid = [vnet.gateway] if vnet.gateway is not None and vnet.gateway_inside else []
+    return AddressPool(vnet.address, used, avoid=avoid)

@@ -236,6 +236,9 @@ class VNetwork(_Model):
     vni: int | None = Field(default=None, ge=1, le=(1 << 24) - 1)
     vxlan_port: int = Field(default=VXLAN_PORT, ge=1, le=65535)
     mtu: int | None = Field(default=None, ge=576, le=65535)
+    #: the router of the vnodes whose default viface is here: their default route goes
+    #: through it (``onlink`` when it lies outside ``address``), docs/networks.md
+    gateway: str | None = None
     #: why ``auto`` became what it is (set by the coordinator)
     reason: str | None = None
 
@@ -263,7 +266,33 @@ class VNetwork(_Model):
             raise ValueError(f"{text!r} has no prefix length (write e.g. {text}/24)")
         if net.prefixlen > 30:
             raise ValueError(f"{text!r}: /{net.prefixlen} leaves no room for vnodes (/30 at most)")
+        if net.prefixlen == 0:
+            raise ValueError(
+                f"{text!r} is every address, not a vnetwork (a vnetwork's `gateway` gives "
+                "its vnodes a default route)"
+            )
         return str(net)
+
+    @field_validator("gateway", mode="before")
+    @classmethod
+    def _gateway(cls, v: Any) -> str | None:
+        if v is None or v == "":
+            return None
+        try:
+            return str(ipaddress.IPv4Address(str(v)))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address like 10.159.255.254") from None
+
+    @model_validator(mode="after")
+    def _gateway_in_network(self) -> VNetwork:
+        if self.gateway is None or not self.gateway_inside:
+            return self
+        net = self.network
+        if ipaddress.IPv4Address(self.gateway) in (net.network_address, net.broadcast_address):
+            raise ValidationError(
+                "gateway", f"{self.gateway} is the network or broadcast address of {net}"
+            )
+        return self
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -273,6 +302,11 @@ class VNetwork(_Model):
     def spans_pnodes(self) -> bool:
         """Whether vnodes on different pnodes can share this vnetwork."""
         return self.network_type == "vxlan" or self.root_interface is not None
+
+    @property
+    def gateway_inside(self) -> bool:
+        """Whether ``gateway`` lies in the vnetwork's prefix (else: routed ``onlink``)."""
+        return self.gateway is not None and ipaddress.IPv4Address(self.gateway) in self.network
 
     def viface_mtu(self) -> int | None:
         """The MTU to give vifaces on this vnetwork (None: the kernel's default)."""

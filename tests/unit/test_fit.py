@@ -16,6 +16,7 @@ from pydistem.model.platform_file import platform_from_dict
 G5K = registry.load("g5k").capabilities
 SSH = registry.load("ssh").capabilities
 RESERVED = ["10.158.4.0/22", "10.158.8.0/22"]
+SITE_GW = "10.159.255.254"  # the Rennes /14's gateway, outside every reserved /22
 
 
 def doc(*vnets: dict[str, Any]) -> dict[str, Any]:
@@ -122,9 +123,32 @@ def test_g5k_plans_and_reads_its_subnets() -> None:
         "198.18.0.0/21",
         "198.18.8.0/21",
     ]
-    res = Reservation("g5k", "1", data={"subnets": {"cidrs": RESERVED}})
+    res = Reservation("g5k", "1", data={"subnets": {"cidrs": RESERVED, "gateway": SITE_GW}})
     assert [str(n) for n in two.reserved_subnets(res)] == RESERVED
+    assert two.subnets_gateway(res) == SITE_GW
+    assert two.subnets_gateway(Reservation("g5k", "1", data={})) is None
     for bad in ("slash_23=1", "slash_22=0", "/8", "22"):
         with pytest.raises(ValidationError) as err:
             cls.validate({"site": "rennes", "subnets": bad})
         assert err.value.field == "testbed.subnets"
+
+
+def test_vnetworks_filled_from_reserved_subnets_get_the_testbed_gateway_unless_set() -> None:
+    d = doc(
+        {"name": "a"},
+        {"name": "b", "address": "testbed", "gateway": "10.158.8.254"},
+        {"name": "c", "address": "10.144.0.0/24"},
+    )
+    out = fit(d, testbed="g5k", capabilities=G5K, subnets=RESERVED, gateway=SITE_GW)
+    gateways = {v.name: v.gateway for v in out.platform.vnetworks}
+    assert gateways == {"a": SITE_GW, "b": "10.158.8.254", "c": None}
+    a, b, _ = out.platform.vnetworks
+    assert not a.gateway_inside and b.gateway_inside
+    lines = "\n".join(out.decisions)
+    assert f"vnetwork a: {RESERVED[0]}" in lines
+    assert f"default route via {SITE_GW} (the gateway g5k routes it through)" in lines
+    assert "default route via 10.158.8.254 (the file's gateway)" in lines
+    # no gateway known (e.g. while checking the file before reserving): none set
+    plain = fit(d, testbed="g5k", capabilities=G5K, subnets=RESERVED)
+    assert [v.gateway for v in plain.platform.vnetworks] == [None, "10.158.8.254", None]
+    assert not any("default route" in line for line in plain.decisions if "vnetwork a" in line)
