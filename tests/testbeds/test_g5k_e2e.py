@@ -5,7 +5,9 @@ bootstrap, real agents.
 The example file is used as it is, plus the ``bootstrap:`` block that hosts sharing one
 file system need. Its vnetwork takes the /22 that g5k-subnets reserved with the job: every
 vnode address must be inside it, and with VXLAN across the two nodes every vnode must
-reach every other.
+reach every other. It also gets the site gateway as its ``gateway``: every vnode's
+default route points to it (onlink); the stand-in site has no router behind it, and over
+VXLAN it would not be on the vnodes' segment anyway (docs/networks.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.testbeds.g5k_bed import TOKEN, g5k_site
 pytestmark = [pytest.mark.testbeds, pytest.mark.kernel, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+SITE_GATEWAY = "10.159.255.254"  # what the stand-in's g5k-subnets -a prints (Rennes /14)
 
 
 def test_deploy_examples_g5k_against_the_standins(
@@ -29,7 +32,8 @@ def test_deploy_examples_g5k_against_the_standins(
 ) -> None:
     doc = yaml.safe_load((ROOT / "examples" / "g5k.yaml").read_text())
     with g5k_site(hostbed, tmp_path) as site:
-        res = site.deploy(site.platform(doc), "--run", "ip -4 -o addr show if0")
+        run = "ip -4 -o addr show if0; ip -4 route show default"
+        res = site.deploy(site.platform(doc), "--run", run)
         out = res.stdout + res.stderr
         assert res.returncode == 0, out
         # reserved through OAR (real execo), deployed, bootstrapped through the gateway
@@ -40,6 +44,11 @@ def test_deploy_examples_g5k_against_the_standins(
         [job] = site.frontend.jobs().values()
         [reserved] = job["subnets"]
         assert f"vnetwork vnet: {reserved}" in out, out
+        # and the site gateway g5k-subnets printed became its gateway: every vnode's default
+        # route, onlink (the gateway is in the site's /14, outside the reserved /22)
+        assert f"default route via {SITE_GATEWAY} (the gateway g5k routes it through)" in out
+        defaults = re.findall(r"default via (\S+) dev if0 (?:proto \w+ )?onlink", res.stdout)
+        assert defaults == [SITE_GATEWAY] * 4, res.stdout
         addresses = re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/(\d+)", res.stdout)
         assert len({a for a, _ in addresses}) == 4, res.stdout
         net = ipaddress.ip_network(reserved)

@@ -3,16 +3,23 @@ and planned as the default route of the vnodes whose default viface is on it (as
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from pydistem.agent.service import Agent
 from pydistem.coordinator import vroutes
+from pydistem.coordinator.app import create_app
+from pydistem.coordinator.service import Coordinator
 from pydistem.errors import ValidationError
 from pydistem.model.addressing import pool_of
 from pydistem.model.platform_file import platform_from_dict
 from pydistem.model.specs import VNetwork, VNode
 from pydistem.model.validate import parse
+from pydistem.state.store import Store
+from pydistem.testing import unique_tag
 
 SITE = VNetwork(name="site", address="10.158.4.0/22", gateway="10.159.255.254")
 LAN = VNetwork(name="lan", address="10.20.0.0/24", gateway="10.20.0.254")
@@ -106,3 +113,24 @@ def test_vroutes_and_the_default_route_go_together() -> None:
         ],
         "forward": True,
     }
+
+
+def test_rest_takes_the_gateway_and_automatic_addresses_skip_it(tmp_path: Path) -> None:
+    agent = Agent(tmp_path / "agent", tag=unique_tag())
+    c = Coordinator(Store(tmp_path / "c.sqlite"), connect=None, local_agent=agent)  # type: ignore[arg-type]
+    try:
+        api = TestClient(create_app(c, None))
+        r = api.post(
+            "/api/v1/vnetworks", json={"name": "n", "address": "10.9.0.0/29", "gateway": "x"}
+        )
+        assert r.status_code == 400 and r.json()["field"] == "gateway", r.json()
+        body = {"name": "n", "address": "10.9.0.0/29", "gateway": "10.9.0.1"}
+        assert api.post("/api/v1/vnetworks", json=body).json()["gateway"] == "10.9.0.1"
+        assert api.get("/api/v1/vnetworks/n").json()["gateway"] == "10.9.0.1"
+        c.vnodes_create(
+            [{"name": "a", "runtime": "netns", "vifaces": [{"name": "if0", "vnetwork": "n"}]}]
+        )
+        assert c.vnodes["a"].vifaces[0].address == "10.9.0.2"
+    finally:
+        c.close()
+        agent.close()
