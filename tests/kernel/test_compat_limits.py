@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_compat_wire import FORM, distemd_port, form, image, ok, stack  # noqa: F401 - fixtures
+from test_compat_wire import FORM, distemd_port, form, ok, stack  # noqa: F401 - fixtures
 
 from pydistem.agent.cgroups import is_v2
 from pydistem.client import Client
@@ -164,7 +164,7 @@ def cgroup_text(c: Coordinator, vnode: str, file: str) -> str:
 @pytest.mark.skipif(is_v2(), reason="reads the v1 blkio and memory files")
 def test_disk_throttling_and_soft_limit_routes(
     stack: tuple[Coordinator, TestClient],  # noqa: F811
-    image: Path,  # noqa: F811
+    image: Path,
     tmp_path: Path,
 ) -> None:
     c, client = stack
