@@ -13,8 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.kernel.test_cli_e2e import Distemd, free_port, leftovers, ok
-from tests.kernel.test_cli_e2e import distemd as _distemd  # noqa: F401 (the fixture `distemd`)
+from tests.kernel.test_cli_e2e import (
+    Distemd,
+    distemd,  # noqa: F401 (a fixture)
+    free_port,
+    leftovers,
+    ok,
+)
 
 pytestmark = [pytest.mark.kernel]
 
@@ -29,7 +34,7 @@ vnodes:
 """
 
 
-def test_running_coordinator_without_compat_is_refused(distemd: Distemd, tmp_path: Path):
+def test_running_coordinator_without_compat_is_refused(distemd: Distemd, tmp_path: Path):  # noqa: F811
     platform = tmp_path / "p.yaml"
     platform.write_text(PLATFORM)
     res = distemd.distem("deploy", str(platform))
