@@ -38,6 +38,7 @@ from pathlib import Path
 
 from pydistem.agent import netlink
 from pydistem.model.machines import Machine
+from tests.standins.sshd import write_sshd_config
 
 SUBNET = ipaddress.ip_network("10.199.0.0/24")
 FIRST_HOST = 11  # host i (0-based) is .11 + i
@@ -197,30 +198,20 @@ class HostBed:
         self.start_sshd(host)
 
     def start_sshd(self, host: Host) -> None:
-        config = self.dir / f"sshd_{host.name}.conf"
-        config.write_text(
-            "\n".join(
-                [
-                    "Port 22",
-                    f"ListenAddress {host.address}",
-                    f"HostKey {self.dir / 'host_key'}",
-                    f"PidFile {self.dir / f'sshd_{host.name}.pid'}",
-                    f"AuthorizedKeysFile {self.dir / 'authorized_keys'}/%u",
-                    "StrictModes no",
-                    "UsePAM no",
-                    "PermitRootLogin prohibit-password",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UseDNS no",
-                    "MaxStartups 100:30:200",
-                    "Subsystem sftp internal-sftp",
-                    # the hosts share this machine's /root: a login runs its ~/.bashrc,
-                    # which on some images runs `pyenv rehash`; a lock left by a shell
-                    # killed at teardown then stalls every later login 60 s
-                    "SetEnv PYENV_REHASH_TIMEOUT=1",
-                    "",
-                ]
-            )
+        config = write_sshd_config(
+            self.dir / f"sshd_{host.name}.conf",
+            listen=host.address,
+            port=22,
+            host_key=self.dir / "host_key",
+            pid_file=self.dir / f"sshd_{host.name}.pid",
+            authorized_keys=f"{self.dir / 'authorized_keys'}/%u",
+            extra=(
+                "Subsystem sftp internal-sftp",
+                # the hosts share this machine's /root: a login runs its ~/.bashrc,
+                # which on some images runs `pyenv rehash`; a lock left by a shell
+                # killed at teardown then stalls every later login 60 s
+                "SetEnv PYENV_REHASH_TIMEOUT=1",
+            ),
         )
         log = open(self.dir / f"sshd_{host.name}.log", "ab")  # noqa: SIM115 - kept by Popen
         # its own UTS namespace, so that `hostname` over SSH prints the host's name; its

@@ -119,31 +119,20 @@ class Frontend:
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
             )
         path = ":".join([str(self.bin), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"])
-        config = self.dir / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    f"ListenAddress {listen}",
-                    f"Port {port}",
-                    f"HostKey {host_key}",
-                    f"PidFile {self.dir / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {authorized_keys}",
-                    "StrictModes no",
-                    "UsePAM no",
-                    "PermitRootLogin prohibit-password",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UseDNS no",
-                    "PrintMotd no",
-                    "PrintLastLog no",
-                    "MaxStartups 100:30:200",
-                    "AllowTcpForwarding yes",
-                    f"SetEnv PATH={path} TZ=Europe/Paris G5K_STANDIN_DIR={self.dir} HOME=/root",
-                    "",
-                ]
-            )
+        from tests.standins.sshd import write_sshd_config  # not in the commands (-S)
+
+        return write_sshd_config(
+            self.dir / "sshd_config",
+            listen=listen,
+            port=port,
+            host_key=host_key,
+            pid_file=self.dir / "sshd.pid",
+            authorized_keys=authorized_keys,
+            extra=(
+                "AllowTcpForwarding yes",
+                f"SetEnv PATH={path} TZ=Europe/Paris G5K_STANDIN_DIR={self.dir} HOME=/root",
+            ),
         )
-        return config
 
     def start_sshd(
         self, listen: str, port: int, authorized_keys: Path, netns: str | None = None,

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.standins.g5k_frontend import job_state, locked_state
-from tests.standins.sshd import spawn_sshd, stop_sshd
+from tests.standins.sshd import spawn_sshd, stop_sshd, write_sshd_config
 
 SSHD = "/usr/sbin/sshd"
 
@@ -75,30 +75,18 @@ class Node:
         """The node's sshd on ``address`` inside ``netns``; ``etc_binds``: shell commands
         run first in its mount namespace (the bed's /etc/netns binds)."""
         path = ":".join([str(self.bin), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"])
-        config = self.dir / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    f"ListenAddress {address}",
-                    "Port 22",
-                    f"HostKey {host_key}",
-                    f"PidFile {self.dir / 'sshd.pid'}",
-                    "AuthorizedKeysFile %h/.ssh/authorized_keys",
-                    "StrictModes no",
-                    "UsePAM no",
-                    "PermitRootLogin prohibit-password",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UseDNS no",
-                    "PrintMotd no",
-                    "PrintLastLog no",
-                    "MaxStartups 100:30:200",
-                    "Subsystem sftp internal-sftp",
-                    f"SetEnv PATH={path} G5K_STANDIN_DIR={self.frontend_dir} "
-                    f"G5K_NODE={self.fqdn} PYENV_REHASH_TIMEOUT=1",
-                    "",
-                ]
-            )
+        config = write_sshd_config(
+            self.dir / "sshd_config",
+            listen=address,
+            port=22,
+            host_key=host_key,
+            pid_file=self.dir / "sshd.pid",
+            authorized_keys="%h/.ssh/authorized_keys",
+            extra=(
+                "Subsystem sftp internal-sftp",
+                f"SetEnv PATH={path} G5K_STANDIN_DIR={self.frontend_dir} "
+                f"G5K_NODE={self.fqdn} PYENV_REHASH_TIMEOUT=1",
+            ),
         )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         inner = (

@@ -1,4 +1,5 @@
-"""Running the stand-ins' sshd: start it, wait until it listens, stop it."""
+"""The test sshds (stand-in frontend and nodes, test-bed hosts): their config, start
+them, wait until they listen, stop them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,45 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+#: what every test sshd says: keys only, root by key, no PAM, DNS or banners, many
+#: connections at once (a bootstrap opens one per machine and phase)
+COMMON = (
+    "StrictModes no",
+    "UsePAM no",
+    "PermitRootLogin prohibit-password",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "UseDNS no",
+    "PrintMotd no",
+    "PrintLastLog no",
+    "MaxStartups 100:30:200",
+)
+
+
+def write_sshd_config(
+    path: Path,
+    *,
+    listen: str,
+    port: int,
+    host_key: Path,
+    pid_file: Path,
+    authorized_keys: str | Path,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Write an sshd config for a test sshd to ``path`` (returned); ``extra``: more lines."""
+    lines = [
+        f"ListenAddress {listen}",
+        f"Port {port}",
+        f"HostKey {host_key}",
+        f"PidFile {pid_file}",
+        f"AuthorizedKeysFile {authorized_keys}",
+        *COMMON,
+        *extra,
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
 
 
 def spawn_sshd(cmd: list[str], log_path: Path, probe: list[str], what: str) -> subprocess.Popen:
