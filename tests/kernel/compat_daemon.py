@@ -54,6 +54,17 @@ def call(h: httpx.Client, method: str, path: str, status: int = 200, **fields: A
     return json.loads(r.content) if r.status_code == 200 and r.content else r
 
 
+def python_distem(port: int):  # type: ignore[no-untyped-def]
+    """The PyPI ``distem`` client (0.0.5) on the daemon at ``port``, never through a
+    proxy of the environment."""
+    import distem
+
+    d = distem.Distem(serveraddr="127.0.0.1", port=port)
+    d.proxies = {}
+    d.client.trust_env = False
+    return d
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from compat_daemon import RUBY_HEADERS, call, distemd, free_port
+from compat_daemon import RUBY_HEADERS, call, distemd, free_port, python_distem
 
 import pydistem.testing
 from pydistem.coordinator.agents import HttpAgentLink
@@ -49,15 +49,6 @@ def h(port: int) -> Iterator[httpx.Client]:
         yield c
 
 
-def _python_distem(port: int):  # type: ignore[no-untyped-def]
-    import distem
-
-    d = distem.Distem(serveraddr="127.0.0.1", port=port)
-    d.proxies = {}  # never through a proxy of the environment
-    d.client.trust_env = False
-    return d
-
-
 def run(h: httpx.Client, vnode: str, command: str) -> list[str]:
     return call(h, "POST", f"/vnodes/{vnode}/commands", command=command)  # type: ignore[no-any-return]
 
@@ -69,7 +60,7 @@ def forwarding(h: httpx.Client, vnode: str) -> str:
 def test_vnode_created_without_an_image(port: int, h: httpx.Client, image: Path) -> None:
     """Distem's order: create the vnode, set its filesystem later; a start before that
     is refused with a clear error and changes nothing."""
-    d = _python_distem(port)
+    d = python_distem(port)
     d.pnode_init(["localhost"])
     d.vnetwork_create("vnet", "10.144.0.0/24")
     v = d.vnode_create("n1", {"vifaces": [{"name": "if0", "vnetwork": "vnet"}]})
@@ -140,7 +131,7 @@ def test_gateway_mode_and_a_saved_platform_with_vroutes(h: httpx.Client, image: 
 def test_vnode_updates_and_viface_attach_detach(port: int, h: httpx.Client, image: Path) -> None:
     """What ``PUT /vnodes/:v`` (type=update) and ``PUT /vnodes/:v/ifaces/:i`` change on a
     vnode not built yet, the Distem errors while it runs, the vifaces of a stopped one."""
-    d = _python_distem(port)
+    d = python_distem(port)
     d.pnode_init(["localhost"])
     d.vnetwork_create("vnet1", "10.163.0.0/24")
     d.vnetwork_create("vnet2", "10.164.0.0/24")

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from compat_daemon import distemd
+from compat_daemon import distemd, python_distem
 from fastapi.testclient import TestClient
 
 import pydistem.testing
@@ -243,19 +243,10 @@ def distemd_port(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
-def _python_distem(port: int):  # type: ignore[no-untyped-def]
-    import distem
-
-    d = distem.Distem(serveraddr="127.0.0.1", port=port)
-    d.proxies = {}  # never through a proxy of the environment
-    d.client.trust_env = False
-    return d
-
-
 def test_python_distem_client_against_distemd(distemd_port: int, image: Path) -> None:
     """Every call of the PyPI ``distem`` 0.0.5 client (requests, trailing slashes, its
     own quirks) but vcpu/vmem (below), against a real distemd with LXC vnodes."""
-    d = _python_distem(distemd_port)
+    d = python_distem(distemd_port)
     (pnode,) = d.pnode_init(["localhost"])
     assert pnode["status"] == "RUNNING"
     assert d.pnode_info("localhost")["address"] == pnode["address"]
@@ -317,7 +308,7 @@ def test_python_distem_client_against_distemd(distemd_port: int, image: Path) ->
 
 
 def test_python_distem_vcpu_vmem(distemd_port: int, image: Path) -> None:
-    d = _python_distem(distemd_port)
+    d = python_distem(distemd_port)
     d.pnode_init(["localhost"])
     d.vnode_create("node1", {"vfilesystem": {"image": str(image)}})
     assert list(d.vcpu_create("node1", 0.5, "ratio", 1)) == ["pcpu", "vcores"]

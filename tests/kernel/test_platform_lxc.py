@@ -12,14 +12,8 @@ import pytest
 from pydistem.agent import netlink
 from pydistem.agent.service import Agent
 from pydistem.coordinator.service import Coordinator
-from pydistem.images.build import build_busybox
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lxc]
-
-
-@pytest.fixture(scope="session")
-def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_busybox(tmp_path_factory.mktemp("img") / "busybox.tar.gz")
 
 
 @pytest.fixture
@@ -88,9 +82,9 @@ def netns_mesh_failures(agent: Agent, c: Coordinator, names: list[str]) -> dict[
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_three_lxc_vnodes(lxc_coordinator: Coordinator, busybox_image: Path, shared: bool) -> None:
+def test_three_lxc_vnodes(lxc_coordinator: Coordinator, image: Path, shared: bool) -> None:
     c = lxc_coordinator
-    _, vnodes = c.deploy(lxc_platform(busybox_image, 3, shared))
+    _, vnodes = c.deploy(lxc_platform(image, 3, shared))
     assert [v.status for v in vnodes] == ["RUNNING"] * 3
     assert c.wait_vnodes(None, 30) == []
     names = [v.name for v in vnodes]
@@ -129,10 +123,10 @@ def test_missing_image_creates_nothing(coordinator: Coordinator, tmp_path: Path)
 
 @pytest.mark.slow
 def test_hundred_lxc_vnodes_reach_each_other(
-    lxc_coordinator: Coordinator, agent: Agent, busybox_image: Path
+    lxc_coordinator: Coordinator, agent: Agent, image: Path
 ) -> None:
     c = lxc_coordinator
-    _, vnodes = c.deploy(lxc_platform(busybox_image, 100))
+    _, vnodes = c.deploy(lxc_platform(image, 100))
     assert {v.status for v in vnodes} == {"RUNNING"}, c.failures
     assert c.wait_vnodes(None, 120) == []
     names = [v.name for v in vnodes]

@@ -17,7 +17,6 @@ from compat_daemon import distemd
 
 from pydistem.client import Client
 from pydistem.errors import Conflict, ValidationError
-from pydistem.images.build import build_busybox
 
 pytestmark = [
     pytest.mark.kernel,
@@ -35,8 +34,7 @@ def cl(kernel_unchanged: object, tmp_path: Path) -> Iterator[Client]:
             yield client
 
 
-def test_mode_host_attach_detach_and_image(cl: Client, tmp_path: Path) -> None:
-    image = build_busybox(tmp_path / "bb.tar.gz")
+def test_mode_host_attach_detach_and_image(cl: Client, tmp_path: Path, image: Path) -> None:
     cl.pnode_init("localhost")
     cl.vnetwork_create("na", "10.166.0.0/24")
     cl.vnetwork_create("nb", "10.167.0.0/24")
