@@ -199,6 +199,15 @@ def link_index(ipr: IPRoute, ifname: str) -> int | None:
     return found[0] if found else None
 
 
+def index_here(ifname: str) -> int | None:
+    """The index of link ``ifname`` in the calling thread's namespace, or None: one
+    ioctl, no netlink socket needed (the per-vnode path opens none of pyroute2's)."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
 def bridge_ensure(ipr: IPRoute, name: str, journal: Journal) -> int:
     """Create bridge ``name`` if missing, bring it up; return its index. Idempotent."""
     journal.add("link", name, type="bridge")

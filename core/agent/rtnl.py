@@ -24,9 +24,12 @@ from pydistem.errors import KernelError
 NETLINK_ROUTE = 0
 RTM_NEWLINK = 16
 RTM_NEWADDR = 20
+RTM_GETADDR = 22
 NLMSG_ERROR = 2
+NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
@@ -177,6 +180,36 @@ class Rtnl:
             op = names[seq - first]
             raise KernelError(op, os.strerror(code), code)
 
+    def ipv4_addresses(self) -> list[str]:
+        """Every IPv4 address of this namespace's interfaces (``ip -4 addr``), read by
+        one dump request."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            body = _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
+            flags = NLM_F_REQUEST | NLM_F_DUMP
+            self.sock.sendto(
+                _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETADDR, flags, seq, 0) + body,
+                (0, 0),
+            )
+            found: list[str] = []
+            while True:
+                data = self.sock.recv(65536)
+                offset = 0
+                while offset + _NLMSGHDR.size <= len(data):
+                    length, kind, _flags, got, _pid = _NLMSGHDR.unpack_from(data, offset)
+                    if length < _NLMSGHDR.size:
+                        break
+                    if got == seq:
+                        if kind == NLMSG_DONE:
+                            return found
+                        if kind == NLMSG_ERROR:
+                            (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+                            raise KernelError("list addresses", os.strerror(-code), -code)
+                        if kind == RTM_NEWADDR:
+                            found.extend(_ipv4_of(data, offset + _NLMSGHDR.size, offset + length))
+                    offset += _align(length)
+
     def _acks(self, first: int, last: int) -> dict[int, int]:
         """Read until every request numbered first..last is acked: seq -> errno of those
         that failed."""
@@ -196,3 +229,20 @@ class Rtnl:
                         errors[seq] = -code
                 offset += _align(length)
         return errors
+
+
+def _ipv4_of(data: bytes, start: int, end: int) -> list[str]:
+    """The address of one RTM_NEWADDR message (IFA_LOCAL, else IFA_ADDRESS)."""
+    family = data[start]
+    if family != socket.AF_INET:
+        return []
+    values: dict[int, bytes] = {}
+    offset = start + _IFADDRMSG.size
+    while offset + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            break
+        values[kind] = data[offset + _RTATTR.size : offset + length]
+        offset += _align(length)
+    raw = values.get(IFA_LOCAL) or values.get(IFA_ADDRESS)
+    return [socket.inet_ntoa(raw)] if raw and len(raw) == 4 else []

@@ -89,6 +89,7 @@ class Agent(InsideVnodes):
         self.journal = Journal(self.state_dir / "journal.jsonl")
         self._runtimes: dict[str, Runtime] = dict(runtimes or {})
         self._shaper: Any = None
+        self._runtime_names: list[str] | None = None  # read once by warm_up()
         self._lock = threading.RLock()
         self._local = threading.local()
         self._sockets: list[IPRoute | rtnl.Rtnl] = []
@@ -191,10 +192,12 @@ class Agent(InsideVnodes):
         from pydistem.agent.plugins import runtime_names
 
         failed: dict[str, str] = {}
+        self._runtime_names = runtime_names()  # plugins installed later need a restart
         loaders: list[tuple[str, Callable[[], Any]]] = [
-            *((f"runtime {n}", lambda n=n: self.runtime(n)) for n in runtime_names()),
+            *((f"runtime {n}", lambda n=n: self.runtime(n)) for n in self._runtime_names),
             ("shaper htb", self.shaper),
             ("limiter", lambda: self.limits.limiter),
+            ("pnode facts", self.info),  # the first call reads CPU facts and imports
         ]
         for name, load in loaders:
             try:
@@ -222,7 +225,7 @@ class Agent(InsideVnodes):
             "cpu_mhz": mhz,
             "memory_mb": mem_kb // 1024,
             "kernel": os.uname().release,
-            "runtimes": runtime_names(),
+            "runtimes": self._runtime_names or runtime_names(),
             "tag": self.tag,
             "vnodes": sorted(self._vnodes),
             "vnetworks": sorted(self._vnets),
@@ -231,12 +234,7 @@ class Agent(InsideVnodes):
 
     def addresses(self) -> list[str]:
         """The IPv4 addresses of this pnode's interfaces (its network namespace)."""
-        return sorted(
-            {
-                str(m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS"))
-                for m in self._ipr().get_addr(family=socket.AF_INET)
-            }
-        )
+        return sorted(set(self._rtnl().ipv4_addresses()))
 
     def underlay_address(self, toward: str) -> str:
         """The source address this pnode uses to reach ``toward`` (its VXLAN endpoint)."""
@@ -377,7 +375,7 @@ class Agent(InsideVnodes):
             self._vnodes[vnode.name] = vnode
         if old is not None:
             self._drop_changed_vifaces(old, vnode)
-        ipr, nl = self._ipr(), self._rtnl()
+        nl = self._rtnl()
         # the host side, looked up from here (an ioctl each): bridge, existing veth
         links: list[tuple[VIface, VNetwork, int, int | None]] = []
         for vif in vnode.vifaces:
@@ -386,14 +384,14 @@ class Agent(InsideVnodes):
             vnet = self._vnets.get(vif.vnetwork)
             if vnet is None:
                 raise NotFound("vnetwork", vif.vnetwork)
-            bridge = netlink.link_index(ipr, self._bridge_of(vnet))
+            bridge = netlink.index_here(self._bridge_of(vnet))
             if bridge is None:
                 self.vnetwork_create(vnet)
-                bridge = netlink.link_index(ipr, self._bridge_of(vnet))
+                bridge = netlink.index_here(self._bridge_of(vnet))
                 assert bridge is not None
             host = self.veth_name(vnode.name, vif.name)
             self.journal.add("link", host, type="veth", netns=ctx.netns_path, peer=vif.name)
-            links.append((vif, vnet, bridge, netlink.link_index(ipr, host)))
+            links.append((vif, vnet, bridge, netlink.index_here(host)))
         fresh: set[str] = set()  # vifaces whose veth was created just now
         # this thread moves into the vnode's namespace (creating it): each veth is one
         # request on the host's socket, the inside one batch on a socket opened there
