@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -33,15 +34,14 @@ _CNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TOOLS = ("lxc-start", "lxc-stop", "lxc-attach", "lxc-info", "lxc-freeze", "lxc-unfreeze")
 
 #: Inside the vnode: our init, its log, and the status line it writes about sshd.
-INIT_PATH = "/.pydistem/init"
-INIT_LOG = "/var/log/pydistem-init.log"
+INIT_LOG = "/run/pydistem-init.log"
 SSHD_STATUS = "/run/pydistem-sshd.status"
 
 INIT_SCRIPT = f"""#!/bin/sh
 # pydistem vnode init (written by the lxc runtime): start sshd if the image
 # has one, then wait forever. Not systemd: a vnode runs what the user starts.
 export PATH={PATH}
-mkdir -p /var/log /run
+mkdir -p /run
 exec >>{INIT_LOG} 2>&1 </dev/null
 echo "pydistem init: started"
 status() {{ echo "$1" > {SSHD_STATUS}.tmp && mv {SSHD_STATUS}.tmp {SSHD_STATUS}; echo "sshd: $1"; }}
@@ -70,6 +70,9 @@ fi
 trap 'exit 0' TERM INT
 while :; do sleep 2147483647 & wait $!; done
 """
+#: named by its content: written once into a shared image (an overlay's lower folder,
+#: which must not change under running vnodes); another version adds a file beside it
+INIT_PATH = f"/.pydistem/init-{hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()[:12]}"
 
 
 def _run(argv: list[str], timeout: float | None = 30) -> subprocess.CompletedProcess[str]:
@@ -391,7 +394,13 @@ class LxcRuntime(Runtime):
 
     def _write_files(self, ctx: VNodeContext, root: Path, lower: Path | None) -> None:
         vnode = ctx.vnode
-        _write_in_root(root, INIT_PATH, INIT_SCRIPT, 0o755, lower)
+        if lower is None:
+            _write_in_root(root, INIT_PATH, INIT_SCRIPT, 0o755)
+        elif not (lower / INIT_PATH.lstrip("/")).is_file():
+            # once per image, into the shared lower folder: no file per vnode
+            with self._lock(f"init:{lower}"):
+                if not (lower / INIT_PATH.lstrip("/")).is_file():
+                    _write_in_root(lower, INIT_PATH, INIT_SCRIPT, 0o755)
         _write_in_root(root, "/etc/hosts", ctx.etc_hosts, 0o644, lower)
         _write_in_root(root, "/etc/hostname", vnode.name + "\n", 0o644, lower)
         key = vnode.ssh_key
@@ -416,6 +425,9 @@ class LxcRuntime(Runtime):
             "lxc.namespace.share.net": ctx.netns_path,
             "lxc.init.cmd": f"/bin/sh {INIT_PATH}",
             "lxc.mount.auto": "proc:mixed sys:mixed cgroup:mixed",
+            # /run on tmpfs, as on any booted Linux: runtime files (the init's log
+            # and sshd status, sshd's pid) never reach the vnode's disk layer
+            "lxc.mount.entry": "tmpfs run tmpfs rw,nosuid,nodev,mode=0755,create=dir 0 0",
             "lxc.autodev": "1",
             "lxc.apparmor.profile": "unconfined",
             "lxc.console.path": "none",

@@ -18,7 +18,7 @@ from pydistem.errors import Conflict, KernelError, ValidationError
 from pydistem.images import build_busybox
 from pydistem.model.specs import VNode
 from pydistem.plugins.runtimes.base import VNodeContext
-from pydistem.plugins.runtimes.lxc import LxcRuntime, lxc_cgroups
+from pydistem.plugins.runtimes.lxc import INIT_PATH, LxcRuntime, lxc_cgroups
 
 pytestmark = [
     pytest.mark.kernel,
@@ -145,6 +145,26 @@ def test_lifecycle_shared_and_copied(state: Path, netns: Callable[[], str], imag
         assert "sleep 30" not in rt.execute(ctx, ["ps"]).stdout  # the timed-out command died
 
     a, b, c = ctxs
+    # the init is the image's (written once into the shared lower folder), /run a tmpfs:
+    # a shared vnode's own layer holds only the files that differ per vnode
+    for ctx in ctxs:
+        assert rt.execute(ctx, ["test", "-x", INIT_PATH]).exit_code == 0
+        mounts = rt.execute(ctx, ["cat", "/proc/mounts"]).stdout.splitlines()
+        assert any(m.split()[1:3] == ["/run", "tmpfs"] for m in mounts), mounts
+        assert rt.execute(ctx, ["test", "-s", "/run/pydistem-init.log"]).exit_code == 0
+    (lower,) = (state / "images").glob("*/rootfs")
+    assert (lower / INIT_PATH.lstrip("/")).is_file()
+    upper = a.workdir / "overlay" / "upper"
+    assert sorted(str(p.relative_to(upper)) for p in upper.rglob("*")) == [
+        "etc",
+        "etc/hostname",
+        "etc/hosts",
+        "root",
+        "root/.ssh",
+        "root/.ssh/authorized_keys",
+        "root/.ssh/id_rsa",
+        "root/.ssh/id_rsa.pub",
+    ]
     # the copy is private, the overlays do not leak into each other or the image
     rt.execute(a, ["sh", "-c", "echo a > /tmp/mark"])
     assert rt.execute(b, ["cat", "/tmp/mark"]).exit_code != 0
