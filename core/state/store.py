@@ -70,6 +70,10 @@ class Store:
         with self._lock:
             self._db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
 
+    def delete_kind(self, kind: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM objects WHERE kind = ?", (kind,))
+
     def all(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         """(name, document) pairs of one kind, in creation order."""
         with self._lock:

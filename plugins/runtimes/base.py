@@ -36,7 +36,9 @@ class VNodeContext:
 
     vnode: VNode  # the full spec, addresses resolved
     netns_path: str  # the vnode's network namespace, already configured
-    workdir: Path  # private per-vnode folder on this pnode (journaled by the agent)
+    #: private per-vnode folder on this pnode, journaled by the agent; it exists when the
+    #: runtime ``needs_workdir`` or the vnode has limits (a runtime may make it itself)
+    workdir: Path
     etc_hosts: str  # the /etc/hosts the vnode must see
     journal: Journal
 
@@ -50,6 +52,9 @@ class Runtime(abc.ABC):
     #: True when starting a vnode is kernel work only, no process to wait for: the
     #: agent then starts at most one such vnode per core at once.
     kernel_bound: ClassVar[bool] = False
+    #: False when the runtime keeps nothing in ``ctx.workdir``: the agent then makes
+    #: no folder for a vnode without limits (one file creation less per start).
+    needs_workdir: ClassVar[bool] = True
 
     def __init__(self, state_dir: Path, journal: Journal) -> None:
         self.state_dir = state_dir
@@ -121,6 +126,10 @@ class Runtime(abc.ABC):
         from pydistem.errors import Unsupported
 
         raise Unsupported(f"runtime {self.name} cannot limit CPU or memory")
+
+    def forget_all(self) -> None:  # noqa: B027 - optional hook
+        """Forget the per-vnode state this runtime keeps outside the journal (the agent
+        calls it from ``clean``, once every journaled object is removed)."""
 
     def cleaners(self) -> dict[str, Callable[[Entry], None]]:
         """For each journal ``kind`` this runtime records, how to remove one such

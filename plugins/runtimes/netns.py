@@ -4,11 +4,12 @@ For large network-only experiments. Commands run on the pnode's filesystem insid
 the vnode's network namespace (prepared by the agent) and its cgroup, in a
 session of their own; stopping the vnode kills every process of the cgroup.
 
-Starting a vnode costs no more than the kernel must do: its cgroup is created by the
-first command run in it (or CPU/memory limit, or freeze), and its /etc/hosts is a
-link to one file shared by the vnodes started with the same hosts text (the
-platform's, 2 lines per vnode: one copy each made the start of N vnodes O(N²)); the
-link is there while the vnode runs, and is the runtime's only mark that it does.
+Starting a vnode costs no more than the kernel must do: no file of its own. Its
+cgroup is created by the first command run in it (or CPU/memory limit, or freeze),
+and its /etc/hosts is one file shared by the vnodes started with the same hosts text
+(the platform's, 2 lines per vnode: one copy each made the start of N vnodes O(N²)).
+Which vnodes run, and the hosts file each sees, is one row per running vnode in
+``<state_dir>/netns-running.sqlite`` (kept across agent restarts).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydistem.agent.cgroups import CGroup, clean_cgroup
 from pydistem.agent.journal import Entry
 from pydistem.errors import Conflict, KernelError
 from pydistem.plugins.runtimes.base import ExecResult, Runtime, VNodeContext
+from pydistem.state.store import Store
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNET = 0x40000000
@@ -46,6 +48,24 @@ class NetnsRuntime(Runtime):
     name = "netns"
     needs_image = False
     kernel_bound = True
+    needs_workdir = False
+
+    def __init__(self, state_dir: Path, journal) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(Path(state_dir), journal)
+        self._marks = Store(self.state_dir / "netns-running.sqlite")
+        #: namespace name -> the hosts file of each running vnode
+        self._running = {name: str(doc["hosts"]) for name, doc in self._marks.all("running")}
+        self._marks_lock = threading.Lock()
+
+    def _mark(self, ctx: VNodeContext, hosts: str | None) -> None:
+        key = Path(ctx.netns_path).name
+        with self._marks_lock:
+            if hosts is None:
+                if self._running.pop(key, None) is not None:
+                    self._marks.delete("running", key)
+            elif self._running.get(key) != hosts:
+                self._running[key] = hosts
+                self._marks.put("running", key, {"hosts": hosts})
 
     def _shared_hosts(self, text: str) -> Path:
         """The file holding ``text``, written once for every vnode that needs it."""
@@ -60,14 +80,7 @@ class NetnsRuntime(Runtime):
         return path
 
     def start(self, ctx: VNodeContext) -> None:
-        # the link is also the mark that the vnode runs: one file per vnode, not two
-        hosts = ctx.workdir / "hosts"
-        target = str(self._shared_hosts(ctx.etc_hosts))
-        try:
-            os.symlink(target, hosts)
-        except FileExistsError:
-            hosts.unlink()
-            os.symlink(target, hosts)
+        self._mark(ctx, str(self._shared_hosts(ctx.etc_hosts)))
 
     def _ensure_group(self, ctx: VNodeContext) -> CGroup:
         """The vnode's cgroup, created on first need (idempotent)."""
@@ -78,15 +91,20 @@ class NetnsRuntime(Runtime):
 
     def stop(self, ctx: VNodeContext) -> None:
         _group(ctx).kill_all()
-        (ctx.workdir / "hosts").unlink(missing_ok=True)
+        self._mark(ctx, None)
 
     def remove(self, ctx: VNodeContext) -> None:
         group = _group(ctx)
         group.remove(self.journal)
-        (ctx.workdir / "hosts").unlink(missing_ok=True)
+        self._mark(ctx, None)
 
     def is_running(self, ctx: VNodeContext) -> bool:
-        return os.path.lexists(ctx.workdir / "hosts")
+        return Path(ctx.netns_path).name in self._running
+
+    def forget_all(self) -> None:
+        with self._marks_lock:
+            self._running.clear()
+            self._marks.delete_kind("running")
 
     def freeze(self, ctx: VNodeContext) -> None:
         self._ensure_group(ctx).freeze()
@@ -106,11 +124,12 @@ class NetnsRuntime(Runtime):
         timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> ExecResult:
-        if not self.is_running(ctx):
+        running_hosts = self._running.get(Path(ctx.netns_path).name)
+        if running_hosts is None:
             raise Conflict(f"vnode {ctx.vnode.name} is not running")
         procs = self._ensure_group(ctx).add_pid_paths()
         netns = ctx.netns_path
-        hosts = str(ctx.workdir / "hosts").encode()
+        hosts = running_hosts.encode()
         hostname = ctx.vnode.name.encode()
 
         def enter() -> None:  # runs in the child between fork and exec: os-level calls only

@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from pydistem.agent.service import Agent
 from pydistem.coordinator.app import create_app
 from pydistem.coordinator.service import Coordinator
+from pydistem.errors import Conflict
+from pydistem.model.specs import VNode
 from pydistem.state.store import Store
 from pydistem.testing import unique_tag
 
@@ -206,6 +208,43 @@ def test_restarted_coordinator_knows_its_platform(tmp_path: Path, kernel_unchang
         c.quit()
         store.close()
         agent.close()
+
+
+def test_restarted_agent_knows_its_netns_vnodes(tmp_path: Path, kernel_unchanged) -> None:
+    """The specs and running marks live in two SQLite files, no file per vnode."""
+    tag = unique_tag()
+    state = tmp_path / "agent"
+    agent = Agent(state, tag=tag)
+    c = Coordinator(Store(":memory:"), connect=None, local_agent=agent)  # type: ignore[arg-type]
+    again: Agent | None = None
+    try:
+        c.deploy(platform(2))
+        c.vnodes_stop(["node-2"])
+        assert not (state / "vnodes").exists()  # netns vnodes without limits: no folder
+        agent.close()
+        again = Agent(state, tag=tag)  # a new agent process on the same state
+        assert again.vnodes_status() == {"node-1": "RUNNING", "node-2": "DOWN", "probe": "RUNNING"}
+        res = again.vnode_execute("node-1", "hostname; grep -q node-2 /etc/hosts && echo hosts")
+        assert (res.exit_code, res.stdout.split()) == (0, ["node-1", "hosts"])
+        assert again.vnode_execute("node-1", "ping -c1 -W2 probe").exit_code == 0
+        with pytest.raises(Conflict):
+            again.vnode_execute("node-2", "true")
+    finally:
+        survivor = again or agent
+        report = survivor.clean()
+        assert not report.failed
+        assert survivor.vnodes_status() == {}
+        survivor.close()
+    fresh = Agent(state, tag=tag)  # cleaned: nothing known, nothing marked running
+    try:
+        assert fresh.vnodes_status() == {}
+        assert fresh.runtime("netns").is_running(fresh._ctx(fresh_vnode())) is False
+    finally:
+        fresh.close()
+
+
+def fresh_vnode() -> VNode:
+    return VNode.model_validate({"name": "node-1", "runtime": "netns"})
 
 
 def test_clean_after_agent_crash_removes_everything(tmp_path: Path, kernel_unchanged) -> None:
