@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydistem.errors import KernelError
@@ -195,20 +196,16 @@ class Rtnl:
             found: list[str] = []
             while True:
                 data = self.sock.recv(65536)
-                offset = 0
-                while offset + _NLMSGHDR.size <= len(data):
-                    length, kind, _flags, got, _pid = _NLMSGHDR.unpack_from(data, offset)
-                    if length < _NLMSGHDR.size:
-                        break
-                    if got == seq:
-                        if kind == NLMSG_DONE:
-                            return found
-                        if kind == NLMSG_ERROR:
-                            (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
-                            raise KernelError("list addresses", os.strerror(-code), -code)
-                        if kind == RTM_NEWADDR:
-                            found.extend(_ipv4_of(data, offset + _NLMSGHDR.size, offset + length))
-                    offset += _align(length)
+                for kind, got, start, end in _messages(data):
+                    if got != seq:
+                        continue
+                    if kind == NLMSG_DONE:
+                        return found
+                    if kind == NLMSG_ERROR:
+                        code = _error_code(data, start)
+                        raise KernelError("list addresses", os.strerror(code), code)
+                    if kind == RTM_NEWADDR:
+                        found.extend(_ipv4_of(data, start, end))
 
     def _acks(self, first: int, last: int) -> dict[int, int]:
         """Read until every request numbered first..last is acked: seq -> errno of those
@@ -217,18 +214,31 @@ class Rtnl:
         errors: dict[int, int] = {}
         while pending:
             data = self.sock.recv(65536)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
-                    break
+            for kind, seq, start, _end in _messages(data):
                 if kind == NLMSG_ERROR and seq in pending:
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
                     pending.discard(seq)
+                    code = _error_code(data, start)
                     if code:
-                        errors[seq] = -code
-                offset += _align(length)
+                        errors[seq] = code
         return errors
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(type, sequence number, payload start, payload end) of each netlink message in
+    one datagram read from the socket."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            return
+        yield kind, seq, offset + _NLMSGHDR.size, offset + length
+        offset += _align(length)
+
+
+def _error_code(data: bytes, start: int) -> int:
+    """The errno of an NLMSG_ERROR payload (0: an ack)."""
+    (code,) = struct.unpack_from("=i", data, start)
+    return -code
 
 
 def _ipv4_of(data: bytes, start: int, end: int) -> list[str]:

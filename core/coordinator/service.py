@@ -166,9 +166,10 @@ class Coordinator(Lifecycle):
             raise ValidationError(field, "a pnode hostname or address is required")
         if target in self.pnodes:
             return target
-        if self._local is not None and target in {self.local_id, *LOCAL_NAMES}:
-            return self.local_id  # without asking the resolver for this machine's names
-        if self._local is not None and target in _local_addresses():
+        # this machine's own names first: _local_addresses() asks the resolver
+        if self._local is not None and (
+            target in {self.local_id, *LOCAL_NAMES} or target in _local_addresses()
+        ):
             return self.local_id
         for p in self.pnodes.values():  # a pnode's hostname, FQDN or short name
             if p.hostname and target.split(".")[0] == p.hostname.split(".")[0]:
