@@ -57,8 +57,13 @@ class NetnsRuntime(Runtime):
         self._running = {name: str(doc["hosts"]) for name, doc in self._marks.all("running")}
         self._marks_lock = threading.Lock()
 
+    @staticmethod
+    def _key(ctx: VNodeContext) -> str:
+        """A vnode's mark key: its namespace's name, unique on this pnode."""
+        return Path(ctx.netns_path).name
+
     def _mark(self, ctx: VNodeContext, hosts: str | None) -> None:
-        key = Path(ctx.netns_path).name
+        key = self._key(ctx)
         with self._marks_lock:
             if hosts is None:
                 if self._running.pop(key, None) is not None:
@@ -99,7 +104,7 @@ class NetnsRuntime(Runtime):
         self._mark(ctx, None)
 
     def is_running(self, ctx: VNodeContext) -> bool:
-        return Path(ctx.netns_path).name in self._running
+        return self._key(ctx) in self._running
 
     def forget_all(self) -> None:
         with self._marks_lock:
@@ -124,7 +129,7 @@ class NetnsRuntime(Runtime):
         timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> ExecResult:
-        running_hosts = self._running.get(Path(ctx.netns_path).name)
+        running_hosts = self._running.get(self._key(ctx))
         if running_hosts is None:
             raise Conflict(f"vnode {ctx.vnode.name} is not running")
         procs = self._ensure_group(ctx).add_pid_paths()
